@@ -1,0 +1,109 @@
+"""Finding and loading presets: the bundled lessons, the user's own directory, or an explicit path.
+
+A user preset with a bundled preset's name wins (so a student can adapt a lesson in place), and the listing
+says which is which.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tui_lab.core.config import LabConfig, load_config
+from tui_lab.core.errors import UserError, did_you_mean
+
+PRESETS_ENV = "TUI_LAB_PRESETS"
+
+
+@dataclass(frozen=True)
+class PresetRef:
+    name: str
+    path: Path
+    source: str  # "bundled" | "user"
+    overrides_bundled: bool = False
+
+
+def bundled_dir() -> Path:
+    """tui_lab/_presets in an installed wheel; the repository's presets/ in a source or editable checkout."""
+    here = Path(__file__).resolve().parent.parent
+    packaged = here / "_presets"
+    return packaged if packaged.is_dir() else here.parent / "presets"
+
+
+def user_dir() -> Path:
+    env = os.environ.get(PRESETS_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return platformdirs.user_config_path("tui-lab") / "presets"
+
+
+def _scan(directory: Path, warn: Callable[[str], None] | None) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    try:
+        entries = sorted(directory.glob("*.toml"))
+    except OSError as exc:
+        if warn:
+            warn(f"{directory}: cannot list presets ({exc.strerror or exc}); skipped")
+        return found
+    for path in entries:
+        if not os.access(path, os.R_OK) or not path.is_file():
+            if warn:
+                warn(f"{path}: not readable; skipped")
+            continue
+        found[path.stem] = path
+    return found
+
+
+def discover(warn: Callable[[str], None] | None = None) -> dict[str, PresetRef]:
+    """All presets by name, sorted; user presets replace bundled ones of the same name."""
+    bundled = _scan(bundled_dir(), warn)
+    udir = user_dir()
+    user = _scan(udir, warn) if udir.is_dir() else {}
+    refs = {name: PresetRef(name, path, "bundled") for name, path in bundled.items()}
+    for name, path in user.items():
+        refs[name] = PresetRef(name, path, "user", overrides_bundled=name in bundled)
+    return dict(sorted(refs.items()))
+
+
+def looks_like_path(spec: str) -> bool:
+    return spec.endswith(".toml") or os.sep in spec or "/" in spec or spec.startswith(".")
+
+
+def resolve(spec: str, warn: Callable[[str], None] | None = None) -> tuple[str, Path]:
+    """A preset name or a path -> (display name, file path). Raises UserError naming what exists."""
+    if looks_like_path(spec):
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise UserError(f"{spec}: no such file")
+        return path.stem, path
+    refs = discover(warn)
+    if spec in refs:
+        return spec, refs[spec].path
+    names = list(refs)
+    hint = did_you_mean(spec, names)
+    raise UserError(
+        f"no preset named {spec!r}{hint}; run `tui-lab presets` to list them "
+        f"({', '.join(names) if names else 'none found'})"
+    )
+
+
+def load_preset(spec: str, warn: Callable[[str], None] | None = None) -> tuple[str, LabConfig]:
+    name, path = resolve(spec, warn)
+    return name, load_config(path)
+
+
+def read_title(path: Path, lang: str = "en") -> str:
+    """The preset's title in `lang` without validating the whole file (fast, for listings)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return f"(unreadable: {exc})"
+    tr = data.get("translations", {})
+    localized = tr.get(lang, {}) if isinstance(tr, dict) else {}
+    title = (localized.get("title") if isinstance(localized, dict) else None) or data.get("title", "")
+    return str(title)

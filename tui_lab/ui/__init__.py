@@ -1,0 +1,1 @@
+"""The Textual app. Imports the core, never the reverse; torch is imported lazily."""
