@@ -1,0 +1,241 @@
+"""Models built from the config, each exposing its probe points.
+
+A probe point is one weight layer: the hidden layers input side first (`L1` ... `Ln`), then the output layer
+(`out`). For each the model records, on the steps where probes capture, the layer's output after the
+activation (for activation statistics and for d loss / d h). Nothing is recorded on the other steps, so the
+model costs the same as a plain one there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tui_lab.core.config import LabConfig
+
+
+@dataclass
+class ProbePoint:
+    name: str  # L1 ... Ln, out
+    weights: list[nn.Parameter]  # the layer's weight matrices (biases excluded); recurrent: ih and hh
+
+
+def make_activation(name: str) -> nn.Module:
+    return {
+        "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.01),
+        "elu": nn.ELU, "gelu": nn.GELU, "selu": nn.SELU, "linear": nn.Identity,
+    }[name]()  # fmt: skip
+
+
+class LabModel(nn.Module):
+    """Base class: the probe points and the activation capture switch."""
+
+    activation: str
+    recurrent = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.capture = False
+        self.captured: list[torch.Tensor] = []  # one per hidden probe point, filled when capture is on
+
+    def _record(self, h: torch.Tensor) -> None:
+        if self.capture:
+            if h.requires_grad:
+                h.retain_grad()  # d loss / d h: the back-propagated signal at this layer
+            self.captured.append(h)
+
+    def probe_points(self) -> list[ProbePoint]:
+        raise NotImplementedError
+
+
+def _norm_layer(kind: str, width: int, conv: bool = False) -> nn.Module | None:
+    if kind in ("batch_pre", "batch_post"):
+        return nn.BatchNorm2d(width) if conv else nn.BatchNorm1d(width)
+    if kind == "layer":
+        return nn.GroupNorm(1, width) if conv else nn.LayerNorm(width)
+    return None
+
+
+class Block(nn.Module):
+    """Linear (or conv) -> [norm] -> activation -> [norm] -> dropout. norm=layer goes before the activation."""
+
+    def __init__(self, layer: nn.Module, width: int, cfg: LabConfig, conv: bool = False):
+        super().__init__()
+        m = cfg.model
+        self.layer = layer
+        self.pre = _norm_layer(m.norm, width, conv) if m.norm in ("batch_pre", "layer") else None
+        self.act = make_activation(m.activation)
+        self.post = _norm_layer(m.norm, width, conv) if m.norm == "batch_post" else None
+        self.drop = nn.Dropout(m.dropout) if m.dropout > 0 else None
+
+    def forward(self, x: torch.Tensor, record) -> torch.Tensor:
+        h = self.layer(x)
+        if self.pre is not None:
+            h = self.pre(h)
+        h = self.act(h)
+        record(h)  # statistics of the activation output (dead and saturated units)
+        if self.post is not None:
+            h = self.post(h)
+        if self.drop is not None:
+            h = self.drop(h)
+        return h
+
+
+class MLP(LabModel):
+    def __init__(self, cfg: LabConfig, n_in: int, n_out: int, residual: bool = False):
+        super().__init__()
+        m = cfg.model
+        self.activation = m.activation
+        self.residual = residual
+        self.blocks = nn.ModuleList(
+            Block(nn.Linear(n_in if i == 0 else m.width, m.width), m.width, cfg) for i in range(m.depth)
+        )
+        self.head = nn.Linear(m.width, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for i, block in enumerate(self.blocks):
+            # Residual: every block after the first (which changes the width) adds to its input.
+            h = h + block(h, self._record) if self.residual and i > 0 else block(h, self._record)
+        return self.head(h)
+
+    def probe_points(self) -> list[ProbePoint]:
+        points = [ProbePoint(f"L{i + 1}", [b.layer.weight]) for i, b in enumerate(self.blocks)]
+        return points + [ProbePoint("out", [self.head.weight])]
+
+
+class CNN(LabModel):
+    """depth 3x3 conv layers of `width` channels on 1x8x8 images (size kept), then a linear head."""
+
+    def __init__(self, cfg: LabConfig, in_shape: tuple[int, ...], n_out: int):
+        super().__init__()
+        m = cfg.model
+        self.activation = m.activation
+        channels, height, width = in_shape
+        self.blocks = nn.ModuleList(
+            Block(nn.Conv2d(channels if i == 0 else m.width, m.width, 3, padding=1), m.width, cfg, conv=True)
+            for i in range(m.depth)
+        )
+        self.head = nn.Linear(m.width * height * width, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for block in self.blocks:
+            h = block(h, self._record)
+        return self.head(h.flatten(1))
+
+    def probe_points(self) -> list[ProbePoint]:
+        points = [ProbePoint(f"L{i + 1}", [b.layer.weight]) for i, b in enumerate(self.blocks)]
+        return points + [ProbePoint("out", [self.head.weight])]
+
+
+class Recurrent(LabModel):
+    """Stacked rnn/lstm/gru, one module per layer (so each layer's output can be watched), a linear head
+    on the last time step. Vanilla RNNs use tanh, or relu when the config asks for it."""
+
+    recurrent = True
+
+    def __init__(self, cfg: LabConfig, n_in: int, n_out: int):
+        super().__init__()
+        m = cfg.model
+        self.kind = m.arch
+        self.activation = "relu" if (m.arch == "rnn" and m.activation == "relu") else "tanh"
+        make = {
+            "rnn": lambda i, h: nn.RNN(i, h, batch_first=True, nonlinearity=self.activation),
+            "lstm": lambda i, h: nn.LSTM(i, h, batch_first=True),
+            "gru": lambda i, h: nn.GRU(i, h, batch_first=True),
+        }[m.arch]
+        self.layers = nn.ModuleList(make(n_in if i == 0 else m.width, m.width) for i in range(m.depth))
+        self.norms = nn.ModuleList(nn.LayerNorm(m.width) for _ in range(m.depth)) if m.norm == "layer" else None
+        self.drop = nn.Dropout(m.dropout) if m.dropout > 0 else None
+        self.head = nn.Linear(m.width, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for i, layer in enumerate(self.layers):
+            h, _ = layer(h)
+            if self.norms is not None:
+                h = self.norms[i](h)
+            self._record(h)
+            if self.drop is not None:
+                h = self.drop(h)
+        return self.head(h[:, -1])
+
+    def probe_points(self) -> list[ProbePoint]:
+        points = [
+            ProbePoint(f"L{i + 1}", [layer.weight_ih_l0, layer.weight_hh_l0]) for i, layer in enumerate(self.layers)
+        ]
+        return points + [ProbePoint("out", [self.head.weight])]
+
+
+def build_model(cfg: LabConfig, input_shape: tuple[int, ...], n_out: int) -> LabModel:
+    arch = cfg.model.arch
+    if arch in ("rnn", "lstm", "gru"):
+        model: LabModel = Recurrent(cfg, input_shape[-1], n_out)
+    elif arch == "cnn":
+        model = CNN(cfg, input_shape, n_out)
+    else:
+        model = MLP(cfg, math.prod(input_shape), n_out, residual=arch == "resmlp")
+    initialise(model, cfg.model.init, cfg.model.init_scale)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Initialisation. `default` keeps PyTorch's own; the named schemes also zero the biases.
+
+
+def initialise(model: LabModel, scheme: str, scale: float) -> None:
+    if scheme == "default":
+        return
+    with torch.no_grad():
+        for point in model.probe_points():
+            for w in point.weights:
+                _init_weight(w, scheme, scale, recurrent_hh=model.recurrent and w is point.weights[-1]
+                             and point.name != "out")  # fmt: skip
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "bias_" in name:
+                if not _is_norm_param(model, p):
+                    p.zero_()
+
+
+def _is_norm_param(model: nn.Module, p: nn.Parameter) -> bool:
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)):
+            if p is m.weight or p is m.bias:
+                return True
+    return False
+
+
+def _fans(w: torch.Tensor) -> tuple[int, int]:
+    receptive = math.prod(w.shape[2:]) if w.dim() > 2 else 1
+    return w.shape[1] * receptive, w.shape[0] * receptive
+
+
+def _init_weight(w: torch.Tensor, scheme: str, scale: float, recurrent_hh: bool) -> None:
+    fan_in, fan_out = _fans(w)
+    if scheme == "normal":
+        w.normal_(0.0, scale)
+    elif scheme == "uniform":
+        w.uniform_(-scale, scale)
+    elif scheme == "xavier_uniform":
+        nn.init.xavier_uniform_(w)
+    elif scheme == "xavier_normal":
+        nn.init.xavier_normal_(w)
+    elif scheme == "he_normal":
+        nn.init.kaiming_normal_(w, nonlinearity="relu")
+    elif scheme == "he_uniform":
+        nn.init.kaiming_uniform_(w, nonlinearity="relu")
+    elif scheme == "lecun_normal":
+        w.normal_(0.0, 1.0 / math.sqrt(fan_in))
+    elif scheme == "orthogonal":
+        if recurrent_hh and w.shape[0] % w.shape[1] == 0:
+            # LSTM/GRU stack their gates: make each gate's square block orthogonal.
+            for chunk in w.split(w.shape[1]):
+                nn.init.orthogonal_(chunk)
+        else:
+            nn.init.orthogonal_(w)
+    else:  # pragma: no cover - the config only allows the schemes above
+        raise ValueError(scheme)
