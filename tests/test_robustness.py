@@ -1,0 +1,169 @@
+"""Robustness: odd but valid configurations train, bad ones are clear errors, runs survive kills and
+signals, and the run directory is always readable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tui_lab.core.config import ACTIVATIONS, INITS, NORMS, OPTIMIZERS, default_config, with_overrides
+from tui_lab.core.errors import ConfigError, UserError
+from tui_lab.core.runlog import RunLog, dumps_strict, read_metrics, read_summary
+from tui_lab.core.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def strict_loads(text: str):
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Any valid configuration trains (or diverges): never `failed`. Any invalid one is a ConfigError.
+
+ARCH_DATA = [("mlp", "spiral"), ("mlp", "xor"), ("resmlp", "moons"), ("mlp", "digits"), ("cnn", "digits"),
+             ("rnn", "adding"), ("lstm", "copy"), ("gru", "adding"), ("resmlp", "gaussians"), ("mlp", "circles")]  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    arch_data=st.sampled_from(ARCH_DATA),
+    depth=st.integers(1, 6),
+    width=st.integers(1, 24),
+    activation=st.sampled_from(ACTIVATIONS),
+    init=st.sampled_from(INITS),
+    norm=st.sampled_from(NORMS),
+    optim=st.sampled_from(OPTIMIZERS),
+    lr=st.floats(1e-6, 100, allow_nan=False),
+    clip=st.sampled_from([0.0, 0.5, 10.0]),
+    dropout=st.sampled_from([0.0, 0.5]),
+    l1=st.sampled_from([0.0, 1e-3]),
+    batch=st.integers(1, 70),
+    seq_len=st.integers(2, 8),
+)
+def test_any_valid_configuration_trains_or_diverges(arch_data, depth, width, activation, init, norm, optim, lr,
+                                                    clip, dropout, l1, batch, seq_len):  # fmt: skip
+    arch, data = arch_data
+    overrides = [
+        f"model.arch={arch}", f"data.name={data}", f"model.depth={depth}", f"model.width={width}",
+        f"model.activation={activation}", f"model.init={init}", f"model.norm={norm}", f"optim.name={optim}",
+        f"optim.lr={lr!r}", f"optim.clip_norm={clip}", f"model.dropout={dropout}", f"optim.l1={l1}",
+        f"train.batch_size={batch}", f"data.seq_len={seq_len}", "data.samples=40", "train.steps=3",
+        "train.log_every=1", "train.eval_every=2",
+    ]  # fmt: skip
+    try:
+        cfg = with_overrides(default_config(), overrides)
+    except ConfigError as exc:  # e.g. batch norm on a recurrent model: refused with a reason
+        assert "model.norm" in str(exc) or "data.name" in str(exc)
+        return
+    snaps = []
+    result = Trainer(cfg, sinks=[snaps.append]).run()
+    assert result.status in ("completed", "diverged"), (overrides, result.message)
+    for snap in snaps:
+        strict_loads(dumps_strict(snap.to_dict()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Output directories.
+
+
+def test_a_non_empty_out_directory_is_refused_unless_forced(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(UserError, match="not empty.*--force"):
+        RunLog(tmp_path)
+    RunLog(tmp_path, force=True)
+    assert (tmp_path / "keep.txt").read_text() == "mine"  # --force never deletes unrelated files
+
+
+def test_an_unwritable_out_directory_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="cannot write there|not a directory"):
+        RunLog(blocker / "run")
+    with pytest.raises(UserError, match="not a directory"):
+        RunLog(blocker)
+
+
+def test_paths_with_spaces_and_non_ascii_characters(tmp_path):
+    d = tmp_path / "my runs" / "ação ñ 実験"
+    cfg = with_overrides(default_config(), ["train.steps=3", "model.depth=2", 'title="Ação: gradientes"'])
+    result = Trainer(cfg, sinks=[RunLog(d)]).run()
+    assert result.status == "completed"
+    assert read_summary(d)["status"] == "completed"
+    assert 'title = "Ação: gradientes"' in (d / "config.toml").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Kills and signals, on a real process.
+
+RUNNER = """
+import sys
+from pathlib import Path
+from tui_lab.core.config import default_config, with_overrides
+from tui_lab.core.runlog import RunLog
+from tui_lab.core.trainer import Trainer
+cfg = with_overrides(default_config(), ["train.steps=10000000", "train.log_every=1", "model.depth=2", "model.width=8"])
+Trainer(cfg, sinks=[RunLog(Path(sys.argv[1]))]).run()
+"""
+
+
+def wait_for_lines(run_dir: Path, n: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(read_metrics(run_dir)[0]) >= n:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"no {n} metrics lines in {run_dir} after {timeout}s")
+
+
+def env_with_path():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_sigkill_leaves_every_whole_metrics_line_parseable(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(run_dir)], env=env_with_path())
+    try:
+        wait_for_lines(run_dir, 50)
+    finally:
+        proc.kill()
+        proc.wait()
+    text = (run_dir / "metrics.jsonl").read_text()
+    whole = text[: text.rfind("\n") + 1].splitlines()
+    assert len(whole) >= 50
+    for line in whole:
+        strict_loads(line)
+    assert read_summary(run_dir)["status"] == "running"  # written at the start, complete JSON
+    assert (run_dir / "config.toml").is_file()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_headless_run_stops_cleanly_on_a_signal(tmp_path, sig):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui_lab", "run", "deep-sigmoid", "--steps", "10000000", "--out", str(run_dir),
+         "--set", "train.log_every=5"],
+        env=env_with_path(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_lines(run_dir, 3)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    summary = read_summary(run_dir)
+    assert summary["status"] == "stopped" and summary["steps"] > 0
+    assert "stopped" in out
