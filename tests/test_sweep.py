@@ -1,0 +1,142 @@
+"""`tui-lab sweep`: a small grid, serial and in worker processes; the run directories, CSV and table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from tui_lab.core.config import default_config, with_overrides
+from tui_lab.core.errors import UserError
+from tui_lab.sweep import RATIO_COLUMN, RESULT_COLUMNS, grad_ratio, plan, run_sweep, safe_name
+
+GRID = [("model.activation", ["sigmoid", "relu"]), ("model.init", ["default", "he_normal"])]
+LABELS = {
+    "activation=sigmoid,init=default",
+    "activation=sigmoid,init=he_normal",
+    "activation=relu,init=default",
+    "activation=relu,init=he_normal",
+}
+
+
+def small_config():
+    cfg = default_config()
+    return with_overrides(cfg, [
+        "model.depth=8", "model.width=16", "data.samples=200", "train.steps=6", "train.batch_size=32",
+        "train.log_every=2", "train.eval_every=3", "train.device=cpu",
+    ])  # fmt: skip
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_two_by_two_sweep(tmp_path, capsys, jobs):
+    out = tmp_path / "sweep"
+    code = run_sweep("tiny", small_config(), GRID, jobs=jobs, out=out)
+    assert code == 0
+
+    dirs = {p.name for p in out.iterdir() if p.is_dir()}
+    assert dirs == LABELS
+    for name in dirs:
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["status"] == "completed"
+        assert summary["steps"] == 6
+        assert (out / name / "config.toml").is_file()
+        assert (out / name / "metrics.jsonl").read_text().count("\n") >= 3
+
+    with open(out / "sweep.csv", newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    assert header == ["model.activation", "model.init", *RESULT_COLUMNS]
+    rows = read_csv(out / "sweep.csv")
+    # Grid order, first key slowest.
+    assert [(r["model.activation"], r["model.init"]) for r in rows] == [
+        ("sigmoid", "default"), ("sigmoid", "he_normal"), ("relu", "default"), ("relu", "he_normal"),
+    ]  # fmt: skip
+    for r in rows:
+        assert r["status"] == "completed"
+        assert int(r["steps"]) == 6
+        assert math.isfinite(float(r[RATIO_COLUMN]))
+        assert math.isfinite(float(r["final_loss"]))
+        assert 0.0 <= float(r["final_val_acc"]) <= 1.0
+        assert float(r["time_s"]) > 0
+
+    by = {(r["model.activation"], r["model.init"]): float(r[RATIO_COLUMN]) for r in rows}
+    # Eight sigmoid layers at PyTorch's default init: the first layer gets orders of magnitude less gradient
+    # than the last; ReLU + He keeps them within an order of magnitude.
+    assert by[("sigmoid", "default")] < 1e-3
+    assert by[("relu", "he_normal")] > 1e-1
+    assert by[("sigmoid", "default")] < by[("relu", "he_normal")] / 100
+
+    printed = capsys.readouterr().out
+    assert "activation" in printed and "grad L1/Ln @0" in printed and "val acc" in printed
+    table_lines = [line for line in printed.splitlines() if line.startswith(("sigmoid ", "relu "))]
+    assert len(table_lines) == 4
+    assert all("completed" in line for line in table_lines)
+
+
+def test_sweep_refuses_a_non_empty_out(tmp_path):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "something").write_text("x")
+    with pytest.raises(UserError, match="not an empty directory"):
+        run_sweep("tiny", small_config(), GRID, out=out)
+
+
+def test_steps_parameter_overrides_the_config(tmp_path):
+    out = tmp_path / "s"
+    assert run_sweep("tiny", small_config(), [("model.activation", ["relu"])], out=out, steps=3) == 0
+    (row,) = read_csv(out / "sweep.csv")
+    assert int(row["steps"]) == 3
+    assert (out / "activation=relu").is_dir()
+
+
+def test_plan_labels_are_unique_and_filesystem_safe():
+    runs = plan([("model.activation", ["relu", "tanh"]), ("train.device", ["cpu"]), ("optim.lr", ["0.1", "1e-3"])])
+    labels = [r.label for r in runs]
+    assert labels == ["activation=relu,lr=0.1", "activation=relu,lr=1e-3", "activation=tanh,lr=0.1",
+                      "activation=tanh,lr=1e-3"]  # fmt: skip
+    assert runs[0].overrides == ["model.activation=relu", "train.device=cpu", "optim.lr=0.1"]
+    assert safe_name("device=cuda:0/x y") == "device=cuda_0_x_y"
+    # Two keys with the same last part keep their full names.
+    (run,) = plan([("a.x", ["1"]), ("b.x", ["2"])])
+    assert run.label == "a.x=1,b.x=2"
+
+
+def test_grad_ratio():
+    class L:
+        def __init__(self, g):
+            self.grad_norm = g
+
+    assert grad_ratio([L(1e-6), L(0.5), L(1.0), L(3.0)]) == pytest.approx(1e-6)
+    assert grad_ratio([L(2.0), L(9.0)]) == 1.0  # one hidden layer: itself
+    assert grad_ratio([L(1.0)]) is None
+    assert grad_ratio([L(float("nan")), L(1.0), L(1.0)]) is None
+
+
+def test_ctrl_c_stops_the_sweep_and_keeps_what_ran(tmp_path, capsys):
+    import os
+    import signal
+    import threading
+
+    cfg = with_overrides(small_config(), ["train.steps=10000000", "train.log_every=50"])
+    out = tmp_path / "stopped"
+    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        code = run_sweep("tiny", cfg, GRID, jobs=1, out=out)
+    finally:
+        timer.cancel()
+    assert code == 0
+    rows = read_csv(out / "sweep.csv")
+    assert len(rows) == 1
+    assert rows[0]["status"] == "stopped"
+    summary = json.loads((out / "activation=sigmoid,init=default" / "summary.json").read_text())
+    assert summary["status"] == "stopped"
+    assert [p.name for p in out.iterdir() if p.is_dir()] == ["activation=sigmoid,init=default"]
+    printed = capsys.readouterr().out
+    assert "sweep stopped" in printed and "3 not run" in printed
