@@ -352,13 +352,13 @@ def _lookup(data: Any, loc: list[str], fallback: Any) -> Any:
 
 def _field_info(loc: list[str]):
     """The (model class, field name) a location points at, or (None, None)."""
+    if len(loc) == 3 and loc[0] == "translations":  # translations.<lang>.<key>
+        return Translation, loc[2] if loc[2] in Translation.model_fields else None
     model: Any = LabConfig
     for i, part in enumerate(loc):
         if model is None or part not in model.model_fields:
             if model is LabConfig and i == 0:
                 return None, None
-            if i == 2 and loc[0] == "translations":  # translations.<lang>.<key>
-                return Translation, part if part in Translation.model_fields else None
             return model, None
         if i == len(loc) - 1:
             return model, part

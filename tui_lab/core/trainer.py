@@ -313,6 +313,7 @@ class Trainer:
         last_snap_time, last_snap_step = time.perf_counter(), 0
         last_eval = -(10**9)
         step = 0
+        model.train()  # once: _evaluate switches back after each evaluation
         for step in range(total):
             mode = control.wait()
             if mode is None:
@@ -327,7 +328,6 @@ class Trainer:
             cursor += batch
             xb, yb = data.x_train[idx], data.y_train[idx]
 
-            model.train()
             if capture:
                 xb = probes.start(xb)
             optimizer.zero_grad(set_to_none=True)
