@@ -1,0 +1,198 @@
+"""The Config panel: every key of the schema, a Select for choices and a validated Input for the rest.
+
+Validation goes through `with_overrides`, the same path as `--set` on the command line, so the reasons shown
+under a field are the CLI's words. An invalid panel refuses to start a run (`current()` returns no config).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, get_args
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Label, Select, Static
+
+from tui_lab.core.config import SECTIONS, LabConfig, config_to_dict, with_overrides
+from tui_lab.core.errors import ConfigError
+
+SOURCE = "config"
+
+
+def _fields() -> list[tuple[str, type | None, tuple[str, ...]]]:
+    """(dotted key, python type, choices) for every editable key, in file order."""
+    out: list[tuple[str, type | None, tuple[str, ...]]] = [("seed", int, ())]
+    for section, model in SECTIONS.items():
+        for name, info in model.model_fields.items():
+            args = get_args(info.annotation)
+            choices = args if args and all(isinstance(a, str) for a in args) else ()
+            kind = info.annotation if info.annotation in (int, float, str) else None
+            out.append((f"{section}.{name}", kind, tuple(choices)))
+    return out
+
+
+FIELDS = _fields()
+
+
+def field_id(key: str) -> str:
+    return "cfg-" + key.replace(".", "-")
+
+
+def _get(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}" if abs(value) >= 1e-4 or value == 0 else repr(value)
+    return str(value)
+
+
+class ConfigPanel(VerticalScroll):
+    """Editable configuration. `load(cfg)` fills it; `current()` validates it."""
+
+    class Validity(Message):
+        def __init__(self, errors: dict[str, str], general: list[str]) -> None:
+            self.errors = errors
+            self.general = general
+            super().__init__()
+
+    def __init__(self, cfg: LabConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base = cfg
+        self.errors: dict[str, str] = {}
+        self.general: list[str] = []
+        self._loading = False
+        self.read_only = False
+
+    def compose(self) -> ComposeResult:
+        data = config_to_dict(self.base)
+        section = ""
+        for key, kind, choices in FIELDS:
+            head = key.split(".")[0] if "." in key else ""
+            if head != section:
+                section = head
+                yield Static(f"[{section}]", classes="cfg-section", markup=False)
+            label = key.split(".")[-1]
+            value = _get(data, key)
+            fid = field_id(key)
+            with Horizontal(classes="cfg-row"):
+                yield Label(label, classes="cfg-key")
+                if choices:
+                    yield Select([(c, c) for c in choices], value=value, allow_blank=False, compact=True,
+                                 id=fid, classes="cfg-field")  # fmt: skip
+                else:
+                    yield Input(_text(value), compact=True, id=fid, classes="cfg-field", select_on_focus=False)
+            yield Static("", id=fid + "-err", classes="cfg-error")
+        yield Static("", id="cfg-general", classes="cfg-error")
+
+    # -- filling and reading ------------------------------------------------------------------------------
+
+    def load(self, cfg: LabConfig) -> None:
+        """Show `cfg` in every field (e.g. a preset was picked)."""
+        self.base = cfg
+        data = config_to_dict(cfg)
+        self._loading = True
+        try:
+            for key, _kind, choices in FIELDS:
+                widget = self.query_one("#" + field_id(key))
+                value = _get(data, key)
+                if choices:
+                    widget.value = value  # type: ignore[attr-defined]
+                else:
+                    widget.value = _text(value)  # type: ignore[attr-defined]
+        finally:
+            self._loading = False
+        self.validate()
+
+    def overrides(self) -> list[str]:
+        items = []
+        for key, kind, choices in FIELDS:
+            widget = self.query_one("#" + field_id(key))
+            value = widget.value  # type: ignore[attr-defined]
+            if choices:
+                items.append(f"{key}={value}")
+                continue
+            text = str(value).strip()
+            if kind is float:
+                try:
+                    text = repr(float(text)) if text.lower() not in ("nan", "inf", "-inf", "+inf") else text
+                except ValueError:
+                    text = json.dumps(text)  # not a number: validation names the key and what is allowed
+            elif kind is str:
+                text = json.dumps(text)
+            elif kind is int:
+                try:
+                    int(text)
+                except ValueError:
+                    text = json.dumps(text) if not _is_toml_number(text) else text
+            items.append(f"{key}={text}")
+        return items
+
+    def current(self) -> LabConfig | None:
+        """The edited configuration, or None when a field is invalid (the reasons are shown)."""
+        return self.validate()
+
+    def validate(self) -> LabConfig | None:
+        errors: dict[str, str] = {}
+        general: list[str] = []
+        cfg = None
+        try:
+            cfg = with_overrides(self.base, self.overrides(), source=SOURCE)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                for key, _k, _c in FIELDS:
+                    if problem.startswith(key + " ") or problem.startswith(key + ":"):
+                        errors.setdefault(key, problem)
+                        break
+                else:
+                    general.append(problem)
+        for key, _k, _c in FIELDS:
+            fid = field_id(key)
+            err = self.query_one(f"#{fid}-err", Static)
+            widget = self.query_one("#" + fid)
+            message = errors.get(key, "")
+            err.update(message and "✗ " + message)
+            err.display = bool(message)
+            widget.set_class(bool(message), "-invalid")
+        gen = self.query_one("#cfg-general", Static)
+        gen.update("\n".join("✗ " + g for g in general))
+        gen.display = bool(general)
+        changed = errors != self.errors or general != self.general
+        self.errors, self.general = errors, general
+        if changed:
+            self.post_message(self.Validity(errors, general))
+        return cfg
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self.errors.values()) + self.general
+
+    def set_read_only(self, flag: bool) -> None:
+        self.read_only = flag
+        for key, _k, _c in FIELDS:
+            self.query_one("#" + field_id(key)).disabled = flag
+
+    # -- events -------------------------------------------------------------------------------------------
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self, event: Message) -> None:
+        if not self._loading:
+            self.validate()
+
+    def focus_first(self) -> None:
+        self.query(".cfg-field").first().focus()
+
+
+def _is_toml_number(text: str) -> bool:
+    import tomllib
+
+    try:
+        return isinstance(tomllib.loads(f"v = {text}")["v"], (int, float))
+    except tomllib.TOMLDecodeError:
+        return False
