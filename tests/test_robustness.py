@@ -167,3 +167,46 @@ def test_headless_run_stops_cleanly_on_a_signal(tmp_path, sig):
     summary = read_summary(run_dir)
     assert summary["status"] == "stopped" and summary["steps"] > 0
     assert "stopped" in out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A long run: flat memory, a metrics file that grows linearly with snapshots.
+
+LONG_RUN = """
+import json, sys
+from pathlib import Path
+from tui_lab.core.config import default_config, with_overrides
+from tui_lab.core.runlog import RunLog
+from tui_lab.core.trainer import Trainer
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) / 1024
+
+rss = {}
+def watch(snap):
+    if snap.step in (20_000, 199_999):
+        rss[snap.step] = rss_mb()
+
+cfg = with_overrides(default_config(), ["train.steps=200000", "model.depth=1", "model.width=4",
+    "train.batch_size=8", "data.samples=64", "train.log_every=100", "train.eval_every=100000"])
+log = RunLog(Path(sys.argv[1]))
+result = Trainer(cfg, sinks=[log, watch]).run()
+print(json.dumps({"status": result.status, "rss": rss}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
+def test_a_long_run_keeps_memory_flat_and_metrics_linear(tmp_path):
+    run_dir = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-c", LONG_RUN, str(run_dir)], env=env_with_path(),
+                         capture_output=True, text=True, timeout=900, check=True).stdout  # fmt: skip
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["status"] == "completed"
+    growth = report["rss"]["199999"] - report["rss"]["20000"]
+    assert growth <= 20, f"RSS grew {growth:.1f} MB from step 20k to 200k"
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2001  # one per 100 steps, plus the last step
+    sizes = [len(line) for line in lines[100:]]
+    assert max(sizes) < 1.5 * min(sizes)  # every line is about the same size: the file grows linearly
