@@ -60,6 +60,7 @@ class RunSession:
     run_dir: Path | None = None
     runlog: Any = None
     thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)  # the worker function has returned
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -310,10 +311,10 @@ class LabApp(App[int]):
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
     def _train(self, session: RunSession, previous: RunSession | None) -> None:
         session.thread = threading.current_thread()
-        if previous is not None:
-            previous.control.stop()
-            previous.bridge.finished.wait(10)
         try:
+            if previous is not None:
+                previous.control.stop()
+                previous.done.wait(10)
             from tui_lab.core.trainer import Trainer
 
             trainer = Trainer(session.cfg, session.control, sinks=[session.runlog, session.bridge],
@@ -323,6 +324,8 @@ class LabApp(App[int]):
             if session.bridge.result is None:
                 session.bridge.on_finish(SimpleNamespace(status="failed", steps=0, message=f"{type(exc).__name__}: {exc}",
                                                          findings=[], last=None))  # fmt: skip
+        finally:
+            session.done.set()
 
     def attach_replay(self, cfg: LabConfig, name: str, meta: dict[str, Any], snapshots: Iterable[Any],
                       paused: bool = True, run_dir: Path | None = None) -> RunSession:  # fmt: skip
@@ -337,6 +340,7 @@ class LabApp(App[int]):
         for snap in snapshots:
             bridge(snap)
         self.session = RunSession(cfg, name, control, bridge, run_dir)
+        self.session.done.set()
         self._layout()
         self._paint(force=True)
         return self.session
@@ -346,11 +350,9 @@ class LabApp(App[int]):
         if s is None:
             return True
         s.control.stop()
-        thread = s.thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+        if s.thread is None or s.thread is threading.current_thread():
+            return True  # never started (a replay), or called from the worker itself
+        return s.done.wait(timeout)
 
     # -- actions ------------------------------------------------------------------------------------------
 
