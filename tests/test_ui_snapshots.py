@@ -1,0 +1,102 @@
+"""SVG snapshots of a paused, deterministic state at 80x24 and 160x48.
+
+No training here: a fixed, synthetic sequence of snapshots (a 4-layer sigmoid MLP whose gradients shrink
+toward the input) is fed to the app's bridge, paused, so every number on screen is fixed. Regenerate with
+`pytest tests/test_ui_snapshots.py --snapshot-update` after an intended change to the screen.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from tui_lab.core.config import default_config, with_overrides
+from tui_lab.core.diagnosis import diagnose
+from tui_lab.core.trainer import Snapshot
+from tui_lab.ui.app import LabApp
+
+NAMES = ["L1", "L2", "L3", "L4", "out"]
+
+
+def fixture_config(**extra: str):
+    over = ["model.depth=4", "model.width=16", "train.steps=200", "train.device=cpu", *extra.values()]
+    return with_overrides(default_config(), over)
+
+
+def fixture_snapshots(cfg, steps: int = 21) -> list[Snapshot]:
+    snaps: list[Snapshot] = []
+    for i in range(steps):
+        step = i * 10
+        layers = []
+        for j, name in enumerate(NAMES):
+            g = 10 ** (-7.5 + 1.6 * j + 0.15 * math.sin(i / 3 + j))
+            layers.append({
+                "name": name, "grad_norm": g, "weight_norm": 4.0 + j, "update_ratio": 10 ** (-6 + j),
+                "act_mean": 0.5, "act_std": 0.2 / (j + 1), "dead_frac": 0.0, "sat_frac": 0.1 * j,
+                "act_grad_norm": g * 3,
+            })  # fmt: skip
+        d = {
+            "step": step, "epoch": step / 25, "time_s": step / 100, "loss": 1.1 - 0.002 * i + 0.01 * math.sin(i),
+            "acc": 0.33 + 0.004 * i, "lr": 0.1, "samples_per_s": 2500.0, "layers": layers,
+        }  # fmt: skip
+        if i % 5 == 0:
+            d["val_loss"], d["val_acc"] = 1.1 - 0.002 * i, 0.33 + 0.003 * i
+        snap = Snapshot.from_dict(d, total_steps=200)
+        snap.eta_s = (200 - step) / 100
+        snap.findings = diagnose(snap, snaps[-20:], cfg)
+        snaps.append(snap)
+    counts = [int(200 * math.exp(-(((k - 15) / 4) ** 2))) for k in range(31)]
+    snaps[-1].histogram = SimpleNamespace(layer="L1", edges=[-3e-8 + 2e-9 * k for k in range(32)], counts=counts)
+    return snaps
+
+
+@pytest.fixture(autouse=True)
+def _no_user_presets(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUI_LAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("TUI_LAB_PRESETS", str(tmp_path / "no-user-presets"))
+
+
+def paused_app(view_keys: str = "", baseline: bool = False):
+    cfg = fixture_config()
+    app = LabApp(preset_name="fixture", cfg=cfg)
+    meta = {"device": "cpu", "device_name": "cpu", "layers": NAMES, "total_steps": 200}
+
+    async def before(pilot):
+        snaps = fixture_snapshots(cfg)
+        if baseline:
+            app.attach_replay(cfg, "fixture", meta, snaps[:12])
+            app.action_pin()
+            relu = with_overrides(cfg, ["model.activation=relu", "model.init=he_normal"])
+            app.attach_replay(relu, "fixture", meta, fixture_snapshots(relu)[:15])
+        else:
+            app.attach_replay(cfg, "fixture", meta, snaps)
+        app.clear_notifications()
+        for key in view_keys:
+            await pilot.press(key)
+        await pilot.pause(0.4)
+
+    return app, before
+
+
+class TestPausedScreen:
+    def test_80x24_config_view(self, snap_compare):
+        app, before = paused_app()
+        assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+    def test_80x24_gradients_view(self, snap_compare):
+        app, before = paused_app("2")
+        assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+    def test_80x24_curves_view(self, snap_compare):
+        app, before = paused_app("3")
+        assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+    def test_160x48_everything(self, snap_compare):
+        app, before = paused_app()
+        assert snap_compare(app, terminal_size=(160, 48), run_before=before)
+
+    def test_160x48_with_baseline(self, snap_compare):
+        app, before = paused_app(baseline=True)
+        assert snap_compare(app, terminal_size=(160, 48), run_before=before)
