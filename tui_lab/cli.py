@@ -11,7 +11,9 @@ argument, a path), 1 for an internal failure, 130 for Ctrl-C outside a run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -164,7 +166,8 @@ def _cmd_tui(args: argparse.Namespace, lang: str) -> int:
         name, cfg = _build_config(args.top_preset, args.top_overrides, device=args.top_device)
     from tui_lab.ui.app import run_app
 
-    return run_app(preset_name=name, cfg=cfg, lang=lang)
+    with _finish_runs_on_hangup():
+        return run_app(preset_name=name, cfg=cfg, lang=lang)
 
 
 def _cmd_run(args: argparse.Namespace, lang: str) -> int:
@@ -221,7 +224,8 @@ def _cmd_show(run_dir: Path, lang: str) -> int:
         raise UserError(f"{run_dir}: not a run directory (no config.toml); make one with `tui-lab run ... --out DIR`")
     from tui_lab.ui.app import run_app
 
-    return run_app(show_dir=run_dir, lang=lang)
+    with _finish_runs_on_hangup():
+        return run_app(show_dir=run_dir, lang=lang)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -302,6 +306,46 @@ def check_grid(cfg: LabConfig, grid: list[tuple[str, list[str]]]) -> None:
 
 # ---------------------------------------------------------------------------------------------------------
 # Output helpers.
+
+
+@contextlib.contextmanager
+def _finish_runs_on_hangup():
+    """While the TUI is up, SIGHUP (the SSH connection dropped) or SIGTERM stops any training run, waits
+    for its run directory to be complete (summary: stopped), then leaves. The terminal may be gone, so
+    nothing is drawn: the process exits at once with the conventional 128 + signal number."""
+
+    saved_tty = None
+    try:
+        import termios
+
+        saved_tty = termios.tcgetattr(sys.stdin.fileno()) if sys.stdin.isatty() else None
+    except (ImportError, OSError, ValueError):
+        pass
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        from tui_lab.core.trainer import stop_all
+
+        stop_all(timeout=5.0)
+        if signum == signal.SIGTERM:
+            # The terminal is still there: leave the alternate screen, show the cursor, stop mouse reports,
+            # and put back the terminal modes it had before the app started.
+            try:
+                os.write(sys.__stderr__.fileno(), b"\x1b[?1000l\x1b[?1003l\x1b[?1006l\x1b[?25h\x1b[?1049l")
+                if saved_tty is not None:
+                    import termios
+
+                    termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved_tty)
+            except (OSError, ValueError):
+                pass
+        os._exit(128 + signum)
+
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, on_signal) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _error(message: str) -> None:

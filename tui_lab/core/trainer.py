@@ -23,6 +23,22 @@ from tui_lab.core.errors import UserError
 
 FINAL_STATUSES = ("completed", "diverged", "stopped", "failed")
 
+# Trainers running in this process, so a hang-up (SIGHUP: the SSH connection dropped) can stop them all and
+# wait until each has written its summary before the process goes.
+_running: set[Trainer] = set()
+_running_lock = threading.Lock()
+
+
+def stop_all(timeout: float = 5.0) -> bool:
+    """Stop every running trainer and wait (up to `timeout` s in all) for each to finish its run directory.
+    True when all finished in time."""
+    with _running_lock:
+        trainers = list(_running)
+    for trainer in trainers:
+        trainer.control.stop()
+    deadline = time.monotonic() + timeout
+    return all(t.finished.wait(max(0.0, deadline - time.monotonic())) for t in trainers)
+
 
 class Control:
     """Thread-safe run/pause/step/stop, shared by the UI (or a signal handler) and the trainer."""
@@ -222,6 +238,7 @@ class Trainer:
         self.preset = preset
         self.recent: deque[Snapshot] = deque(maxlen=history)  # for diagnosis (gradient spikes)
         self.meta: dict[str, Any] = {}
+        self.finished = threading.Event()  # set once on_finish has been called (the summary is written)
 
     # -- sinks ------------------------------------------------------------------------------------------
 
@@ -238,6 +255,16 @@ class Trainer:
     # -- the run ----------------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        with _running_lock:
+            _running.add(self)
+        try:
+            return self._run()
+        finally:
+            with _running_lock:
+                _running.discard(self)
+            self.finished.set()
+
+    def _run(self) -> RunResult:
         t0 = time.perf_counter()
         result = RunResult("failed", 0)
         started = False
