@@ -69,7 +69,7 @@ class RunSession:
 
 
 class LabApp(App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere find it too
     TITLE = "tui-lab"
     AUTO_FOCUS = None  # keys go to the app until the user tabs (or presses e) into the config panel
 
