@@ -210,3 +210,31 @@ def test_a_long_run_keeps_memory_flat_and_metrics_linear(tmp_path):
     assert len(lines) == 2001  # one per 100 steps, plus the last step
     sizes = [len(line) for line in lines[100:]]
     assert max(sizes) < 1.5 * min(sizes)  # every line is about the same size: the file grows linearly
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Nothing read from disk can execute code: TOML and JSON only.
+
+UNSAFE = ("pickle", "torch.load(", "eval(", "exec(", "yaml.load(", "marshal", "shelve", "importlib.import_module(")
+
+
+def test_nothing_loaded_from_disk_executes_code():
+    offenders = []
+    for path in (ROOT / "tui_lab").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for needle in UNSAFE:
+            for line in text.splitlines():
+                code = line.split("#")[0]
+                if needle in code and not ("torch.load(" in code and "weights_only=True" in code):
+                    offenders.append(f"{path.relative_to(ROOT)}: {line.strip()}")
+    assert not offenders, "code-executing loaders: " + "; ".join(offenders)
+
+
+def test_a_preset_cannot_smuggle_code(tmp_path):
+    bad = tmp_path / "evil.toml"
+    bad.write_text('title = "x"\n[model]\nactivation = "__import__(\'os\').system(\'touch PWNED\')"\n')
+    with pytest.raises(ConfigError, match="model.activation"):
+        from tui_lab.core.config import load_config
+
+        load_config(bad)
+    assert not (tmp_path / "PWNED").exists()
