@@ -405,3 +405,22 @@ def test_every_preset_runs_headless_for_a_few_steps(path, tmp_path):
     assert result.status in ("completed", "diverged"), result.message
     assert read_summary(tmp_path / "run")["status"] == result.status
     assert len(read_metrics(tmp_path / "run")[0]) >= 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_has_no_per_step_host_sync():
+    import warnings
+
+    cfg = cfg_with("train.steps=300", "train.log_every=100", "train.eval_every=1000", "train.device=cuda",
+                   "model.depth=8", "model.width=128", "train.batch_size=128")  # fmt: skip
+    Trainer(with_overrides(cfg, ["train.steps=2"])).run()  # warm up (lazy CUDA init syncs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            result = Trainer(cfg).run()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    assert result.status == "completed"
+    assert len(syncs) < 60, f"{len(syncs)} host syncs in 300 steps: probes must sync only per snapshot"
