@@ -91,6 +91,8 @@ class StatusBar(Static):
         if message:
             line2.append("  " + message, "bold red")
         if run_dir:
-            line2.append(f"  → {run_dir}", "dim italic")
+            room = width - line2.cell_len - 4
+            shown = run_dir if len(run_dir) <= room else "…" + run_dir[-max(room - 1, 12):]
+            line2.append(f"  → {shown}", "dim italic")
         text = Text("\n").join([line1, line2])
         self.update(text)
