@@ -81,7 +81,8 @@ async def test_run_writes_run_dir_and_completes(runs_dir):
         assert json.loads((session.run_dir / "summary.json").read_text())["status"] == "completed"
         await pilot.pause(0.4)
         status = str(app.query_one("#status").content)
-        assert "completed" in status and "step 60/60" in status and str(session.run_dir) in status
+        assert "completed" in status and "step 60/60" in status and session.run_dir.name in status
+        assert str(session.run_dir) in str(app.query_one("#findings-text").content)
 
 
 @aio
@@ -328,3 +329,36 @@ async def test_show_follows_a_growing_run_dir(tmp_path):
         (grow / "summary.json").write_text((run / "summary.json").read_text())
         await wait_for(pilot, lambda: app.state == "completed", 5)
         assert len(app.show.records) == len(lines)
+
+
+@aio
+async def test_recurrent_run_shows_time_gradients():
+    cfg = small(20, "model.arch=lstm", "model.depth=1", "data.name=adding", "data.seq_len=12")
+    app = LabApp(preset_name="tiny-lstm", cfg=cfg)
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert app.query_one("#p-timegrad").display
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.state in ("completed", "failed"))
+        assert app.state == "completed", app.session.bridge.result.message
+        await pilot.pause(0.4)
+        tgn = app.query_one("#timegrad-plot").data["tgn"]
+        assert tgn is not None and len(tgn) == 12
+
+
+@aio
+async def test_views_switch_on_a_small_terminal():
+    app = LabApp(preset_name="tiny", cfg=small(40))
+    async with app.run_test(size=(80, 24)) as pilot:
+        shown = lambda: [p for p in ("p-config", "p-flow", "p-findings", "p-loss", "p-gradtime", "p-hist")  # noqa: E731
+                         if app.query_one("#" + p).display]  # fmt: skip
+        assert shown() == ["p-config"]
+        await pilot.press("2")
+        assert shown() == ["p-flow", "p-findings"]
+        await pilot.press("v")
+        assert shown() == ["p-loss", "p-gradtime"]
+        await pilot.press("e")  # back to the config, focus in its first field
+        await pilot.pause(0.1)
+        assert shown() == ["p-config"] and app.focused is not None and app.focused.id == "cfg-seed"
+        await pilot.press("3")  # a digit while in a field: typed, not a view switch
+        assert app.focused.value == "03" or app.focused.value.endswith("3")
+        assert shown() == ["p-config"]

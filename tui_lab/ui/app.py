@@ -38,12 +38,12 @@ FOLLOW_S = 0.5  # how often `show` looks for new lines in a growing run director
 WIDE = (150, 40)  # at least this many columns and rows: every panel at once
 TWO_COLUMNS = 110
 
-# Views for terminals smaller than WIDE: (key, title, panels).
-VIEWS: list[tuple[str, str, list[str]]] = [
-    ("config", "Config", ["p-config", "p-flow"]),
-    ("gradients", "Gradients", ["p-flow", "p-findings"]),
-    ("curves", "Curves", ["p-loss", "p-gradtime"]),
-    ("layers", "Layers", ["p-hist", "p-layers", "p-timegrad"]),
+# Views for terminals smaller than WIDE: (key, title, panels in one column, panels in two columns).
+VIEWS: list[tuple[str, str, list[str], list[str]]] = [
+    ("config", "Config", ["p-config"], ["p-config", "p-flow"]),
+    ("gradients", "Gradients", ["p-flow", "p-findings"], ["p-flow", "p-findings", "p-gradtime", "p-layers"]),
+    ("curves", "Curves", ["p-loss", "p-gradtime"], ["p-loss", "p-gradtime"]),
+    ("layers", "Layers", ["p-hist", "p-layers", "p-timegrad"], ["p-hist", "p-layers", "p-timegrad"]),
 ]
 PANELS = ["p-config", "p-loss", "p-flow", "p-gradtime", "p-findings", "p-hist", "p-layers", "p-timegrad"]
 ACTIVE = ("loading", "running", "paused")
@@ -216,17 +216,15 @@ class LabApp(App[int]):
             return
         wide, recurrent = self.wide, self.recurrent
         two = self.size.width >= TWO_COLUMNS
-        key, _title, view_panels = VIEWS[self.view_index]
+        key, _title, one_col, two_col = VIEWS[self.view_index]
         if wide:
             visible = [p for p in PANELS if p != "p-timegrad" or recurrent]
         else:
-            visible = [p for p in view_panels if p != "p-timegrad" or recurrent]
-            if key == "config" and not two:
-                visible = ["p-config"]
+            visible = [p for p in (two_col if two else one_col) if p != "p-timegrad" or recurrent]
         for cls, on in (("-wide", wide), ("-cols2", not wide and two), ("-cols1", not wide and not two),
                         ("-recurrent", recurrent)):  # fmt: skip
             main.set_class(on, cls)
-        for k, _t, _p in VIEWS:
+        for k, *_rest in VIEWS:
             main.set_class(k == key, f"-view-{k}")
         for pid in PANELS:
             main.query_one("#" + pid).display = pid in visible
@@ -234,7 +232,7 @@ class LabApp(App[int]):
         bar.display = not wide
         if not wide:
             parts = []
-            for i, (_k, title, _p) in enumerate(VIEWS):
+            for i, (_k, title, *_p) in enumerate(VIEWS):
                 style = "reverse bold" if i == self.view_index else "dim"
                 parts.append(f"[{style}] {i + 1} {title} [/]")
             bar.update(" ".join(parts) + "  [dim]v next view[/dim]")
@@ -717,7 +715,9 @@ class LabApp(App[int]):
         note = "nothing to report yet"
         if self.session is not None and self.session.run_dir is not None and self.show is None:
             note = "no problems seen"
-        main.query_one("#p-findings", FindingsPanel).set_data((version, id(result)), findings, result, note)
+        main.query_one("#p-findings", FindingsPanel).set_data(
+            (version, id(result), run_dir), findings, result, note, run_dir or ""
+        )
 
     def _diagnose_show(self, snap: Any) -> list[Any]:
         from tui_lab.core.diagnosis import diagnose

@@ -62,7 +62,7 @@ class PresetPicker(ModalScreen[str | None]):
             m, o = cfg.model, cfg.optim
             head = (f"[b]{cfg.title_for(self.lang) or name}[/b]\n[dim]{m.arch} depth {m.depth} width {m.width} · "
                     f"{m.activation} · {m.init} · norm {m.norm} · {o.name} lr {o.lr:g} · {cfg.train.steps} steps[/dim]\n")  # fmt: skip
-            preview.update(head + _escape(cfg.lesson_for(self.lang).strip()))
+            preview.update(head + "\n" + _escape(reflow(cfg.lesson_for(self.lang))))
         except Exception as exc:  # noqa: BLE001 - a broken preset is shown, not raised
             preview.update(f"[red]{_escape(str(exc))}[/red]")
 
@@ -88,7 +88,7 @@ class LessonScreen(ModalScreen[None]):
         with Vertical(id="lesson-box"):
             yield Static(self.title_text or "Lesson", classes="modal-title")
             with VerticalScroll():
-                yield Static(self.lesson or "This configuration has no lesson text. Load a preset with l.",
+                yield Static(reflow(self.lesson) or "This configuration has no lesson text. Load a preset with l.",
                              id="lesson-text", markup=False)  # fmt: skip
         yield Footer()
 
@@ -126,6 +126,20 @@ class RunPicker(ModalScreen[Path | None]):
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(Path(event.option.id or ""))
+
+
+def reflow(text: str) -> str:
+    """Join the hard-wrapped lines of each paragraph so the text wraps to the screen's width; keep
+    blank lines, list items and indented lines as they are."""
+    out: list[str] = []
+    for line in text.strip().splitlines():
+        stripped = line.strip()
+        starts_item = stripped[:1] in ("-", "*", "•") or (stripped[:2].rstrip(".)").isdigit() and stripped[1:2] in ".)")
+        if out and out[-1] and stripped and not starts_item and not line.startswith((" ", "\t")):
+            out[-1] += " " + stripped
+        else:
+            out.append(line.rstrip())
+    return "\n".join(out)
 
 
 def _escape(text: str) -> str:

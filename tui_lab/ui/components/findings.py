@@ -19,7 +19,7 @@ class FindingsPanel(VerticalScroll):
     def compose(self):
         yield Static("", id="findings-text")
 
-    def set_data(self, key: Any, findings: list[Any], result: Any = None, note: str = "") -> None:
+    def set_data(self, key: Any, findings: list[Any], result: Any = None, note: str = "", run_dir: str = "") -> None:
         if key == self._key:
             return
         self._key = key
@@ -39,4 +39,7 @@ class FindingsPanel(VerticalScroll):
             if f.remedy:
                 text.append("  → ", "green")
                 text.append(f.remedy + "\n")
+        if run_dir:
+            text.append("\nrun directory: ", "dim")
+            text.append(run_dir, "dim italic")
         self.query_one("#findings-text", Static).update(text)

@@ -76,7 +76,9 @@ class GradFlow(DataWidget):
             text.append(" " * name_w)
             text.append(_fit(labels[1] if labels else "current", bar_w + val_w), "bold")
             text.append(" ")
-            text.append(_fit((labels[0] if labels else "baseline") + " (base)", bar_w + val_w), "grey50")
+            base_label = labels[0] if labels else "baseline"
+            base_label += "" if base_label == "baseline" else " (baseline)"
+            text.append(_fit(base_label, bar_w + val_w), "grey50")
             text.append("\n")
         else:
             bar_w = max(4, width - name_w - val_w - 1)

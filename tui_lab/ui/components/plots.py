@@ -145,7 +145,13 @@ class HistogramPlot(DataPlot):
         hist = self.data.get("histogram")
         if hist is None:
             plt.title(self.data.get("empty") or "histogram: comes with the next snapshot")
+            plt.frame(False)
+            plt.xticks([])
+            plt.yticks([])
             return
+        plt.frame(True)
+        plt.xticks(None)
+        plt.yticks(None)
         plt.title("")
         edges, counts = hist.edges, hist.counts
         centers = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
