@@ -362,3 +362,39 @@ async def test_views_switch_on_a_small_terminal():
         await pilot.press("3")  # a digit while in a field: typed, not a view switch
         assert app.focused.value == "03" or app.focused.value.endswith("3")
         assert shown() == ["p-config"]
+
+
+@aio
+async def test_failed_run_is_shown_and_a_new_run_can_start():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    app = LabApp(preset_name="tiny", cfg=small(20, 'train.device="cuda"'))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.state == "failed")
+        await pilot.pause(0.4)
+        assert "CUDA is not available" in str(app.query_one("#status").content)
+        assert "run failed" in str(app.query_one("#findings-text").content)
+        app.query_one("#cfg-train-device").value = "cpu"
+        await pilot.pause(0.1)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.state == "completed")
+
+
+@aio
+async def test_baseline_picker_lists_earlier_runs(runs_dir):
+    _headless_run(runs_dir / "20200101-000000-old")
+    app = LabApp(preset_name="tiny", cfg=small(20))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("o")
+        await pilot.pause(0.2)
+        from textual.widgets import OptionList
+
+        ol = app.screen.query_one(OptionList)
+        assert ol.option_count == 1
+        ol.highlighted = 0
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert app.baseline is not None and app.baseline.source.endswith("20200101-000000-old")

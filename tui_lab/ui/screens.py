@@ -123,6 +123,12 @@ class RunPicker(ModalScreen[Path | None]):
                 yield Static(f"no runs under {self.root} yet", id="run-list-empty")
         yield Footer()
 
+    def on_mount(self) -> None:
+        for ol in self.query(OptionList):
+            if ol.option_count:
+                ol.highlighted = 0
+            ol.focus()
+
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(Path(event.option.id or ""))
