@@ -92,8 +92,8 @@ class LabApp(App[int]):
         Binding("e", "edit", "edit config", show=False),
         Binding("left_square_bracket", "hist_layer(-1)", "previous layer", show=False, key_display="["),
         Binding("right_square_bracket", "hist_layer(1)", "next layer", show=False, key_display="]"),
-        Binding("left,comma", "scrub(-1)", "earlier snapshot", show=False),
-        Binding("right,full_stop", "scrub(1)", "later snapshot", show=False),
+        Binding("left,comma", "scrub(-1)", "earlier", key_display="←"),
+        Binding("right,full_stop", "scrub(1)", "later", key_display="→"),
         Binding("home", "scrub_to(0)", "first snapshot", show=False),
         Binding("end", "scrub_to(-1)", "follow the end", show=False),
         Binding("escape", "leave_input", "leave field", show=False),
@@ -353,6 +353,17 @@ class LabApp(App[int]):
         return s.done.wait(timeout)
 
     # -- actions ------------------------------------------------------------------------------------------
+
+    RUN_ACTIONS = ("run", "pause", "step", "stop", "new_run", "presets")
+    SHOW_ACTIONS = ("scrub", "scrub_to")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A recorded run (`show`) is read-only: hide the run keys there, and the scrub keys elsewhere."""
+        if self.show is not None and action in self.RUN_ACTIONS:
+            return False
+        if self.show is None and action in self.SHOW_ACTIONS:
+            return False
+        return True
 
     def _active(self) -> RunSession | None:
         s = self.session
