@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from rich.text import Text
@@ -18,6 +19,8 @@ def log10(x: float | None) -> float | None:
 
 
 def bar_style(value: float | None, top: float) -> str:
+    if os.environ.get("NO_COLOR"):
+        return "bold" if value is None else ""  # full-contrast bars; the length tells the story
     if value is None:
         return "bold red"
     gap = top - value
@@ -94,7 +97,7 @@ class GradFlow(DataWidget):
                 text.append(" ")
                 if i < len(blogs):
                     bv = blogs[i]
-                    text.append_text(self._bar(bv, top, bar_w, "▒", "grey50"))
+                    text.append_text(self._bar(bv, top, bar_w, "▒", "" if os.environ.get("NO_COLOR") else "grey50"))
                     text.append(f" {_fmt_log(bv):>{val_w - 1}}", "grey50")
             text.append("\n")
         axis = f"1e{int(FLOOR)}"
