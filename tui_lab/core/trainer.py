@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from tui_lab.core.config import LabConfig
@@ -134,7 +134,7 @@ class Snapshot:
             "step": self.step, "epoch": round(self.epoch, 4), "time_s": round(self.time_s, 4),
             "loss": self.loss, "acc": self.acc, "val_loss": self.val_loss, "val_acc": self.val_acc,
             "lr": self.lr, "samples_per_s": round(self.samples_per_s, 1),
-            "layers": [asdict(layer) for layer in self.layers],
+            "layers": [dict(vars(layer)) for layer in self.layers],  # flat floats: no deep copy (asdict)
         }  # fmt: skip
         if self.time_grad_norm is not None:
             d["time_grad_norm"] = self.time_grad_norm
