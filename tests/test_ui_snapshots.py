@@ -28,7 +28,7 @@ def fixture_config(**extra: str):
 def fixture_snapshots(cfg, steps: int = 21) -> list[Snapshot]:
     snaps: list[Snapshot] = []
     for i in range(steps):
-        step = i * 10
+        step = min(i * 10, 199)  # the last snapshot is the last step, as the trainer does
         layers = []
         for j, name in enumerate(NAMES):
             g = 10 ** (-7.5 + 1.6 * j + 0.15 * math.sin(i / 3 + j))

@@ -69,25 +69,29 @@ class DataPlot(PlotextPlot):
     def render(self):
         size = (self.size.width, self.size.height)
         if self._drawn_key is not self._key or size != self._drawn_size:
-            self.plt.clear_data()
-            self.plt.clear_color()
-            self.draw(max(size[0] - 8, 10))
+            plt = self.plt
+            plt.clear_figure()  # a fresh figure: no ticks, frame or labels left from the last drawing
+            if self.draw(max(size[0] - 8, 10)) is False:  # nothing to plot yet: a message, no empty frame
+                plt.frame(False)
+                plt.xticks([])
+                plt.yticks([])
             self._drawn_key, self._drawn_size = self._key, size
         return super().render()
 
-    def draw(self, width: int) -> None:  # pragma: no cover - overridden
-        pass
+    def draw(self, width: int) -> bool | None:  # pragma: no cover - overridden
+        """Plot the data; return False when there is nothing to plot."""
+        return False
 
 
 class LossPlot(DataPlot):
-    def draw(self, width: int) -> None:
+    def draw(self, width: int) -> bool | None:
         plt = self.plt
         h: History | None = self.data.get("history")
         base: History | None = self.data.get("base")
         labels = self.data.get("labels")
         if h is None or not len(h):
             plt.title("loss / accuracy: waiting for a run")
-            return
+            return False
         plt.title("")
         if base is not None and len(base):
             x, y = pairs(base.steps, base.loss, width)
@@ -111,14 +115,14 @@ class LossPlot(DataPlot):
 class GradTimePlot(DataPlot):
     """log10 ||grad W|| per layer over time, coloured input (blue) to output (red)."""
 
-    def draw(self, width: int) -> None:
+    def draw(self, width: int) -> bool | None:
         plt = self.plt
         h: History | None = self.data.get("history")
         names: list[str] = self.data.get("names") or []
         base: History | None = self.data.get("base")
         if h is None or not len(h) or not names:
             plt.title("waiting for gradients")
-            return
+            return False
         plt.title("")
         n = len(names)
         if base is not None and len(base) and base.grads:
@@ -140,18 +144,12 @@ class GradTimePlot(DataPlot):
 
 
 class HistogramPlot(DataPlot):
-    def draw(self, width: int) -> None:
+    def draw(self, width: int) -> bool | None:
         plt = self.plt
         hist = self.data.get("histogram")
         if hist is None:
             plt.title(self.data.get("empty") or "histogram: comes with the next snapshot")
-            plt.frame(False)
-            plt.xticks([])
-            plt.yticks([])
-            return
-        plt.frame(True)
-        plt.xticks(None)
-        plt.yticks(None)
+            return False
         plt.title("")
         edges, counts = hist.edges, hist.counts
         centers = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
@@ -163,13 +161,13 @@ class HistogramPlot(DataPlot):
 class TimeGradPlot(DataPlot):
     """Recurrent models: log10 ||d loss / d x_t|| per time step t."""
 
-    def draw(self, width: int) -> None:
+    def draw(self, width: int) -> bool | None:
         plt = self.plt
         tgn = self.data.get("tgn")
         base = self.data.get("base")
         if not tgn:
             plt.title(self.data.get("empty") or "||dloss/dx_t||: recurrent models only")
-            return
+            return False
         plt.title("")
         if base:
             x, y = pairs(list(range(1, len(base) + 1)), [_log10(v) for v in base], width)
