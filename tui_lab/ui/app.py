@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Static
 
 from tui_lab.core.config import LabConfig, default_config
 from tui_lab.core.errors import UserError
@@ -210,7 +210,6 @@ class LabApp(App[int]):
         return cfg.recurrent
 
     def _layout(self) -> None:
-        screen = self.screen if not isinstance(self.screen, Screen) or self.screen.id != "_default" else None
         main = self._main_screen()
         if main is None:
             return
@@ -239,7 +238,6 @@ class LabApp(App[int]):
         focused = self.focused
         if focused is not None and not _shown(focused):
             self.set_focus(None)
-        del screen
 
     def _main_screen(self) -> Screen | None:
         try:

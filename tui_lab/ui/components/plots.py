@@ -102,7 +102,7 @@ class LossPlot(DataPlot):
             plt.plot(x, y, color="cyan", marker="braille", label="loss")
         x, y = pairs(h.val_steps, h.val_loss, width)
         if x:
-            plt.scatter(x, y, color="blue", marker="•" if False else "dot", label="val loss")
+            plt.scatter(x, y, color="blue", marker="dot", label="val loss")
         x, y = pairs(h.steps, h.acc, width)
         if x:
             plt.plot(x, y, color="green", marker="braille", yside="right", label="acc")
