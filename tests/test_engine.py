@@ -424,3 +424,27 @@ def test_cuda_training_has_no_per_step_host_sync():
     syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
     assert result.status == "completed"
     assert len(syncs) < 60, f"{len(syncs)} host syncs in 300 steps: probes must sync only per snapshot"
+
+
+def test_summary_names_the_preset_and_device(tmp_path):
+    cfg = cfg_with("train.steps=2")
+    Trainer(cfg, sinks=[RunLog(tmp_path / "run")], preset="deep-sigmoid").run()
+    summary = read_summary(tmp_path / "run")
+    assert summary["preset"] == "deep-sigmoid" and summary["device"] == "cpu"
+    assert summary["layers"][-1] == "out"
+
+
+def test_paused_time_is_not_counted_in_samples_per_second():
+    control = Control()
+    control.pause()
+    snaps: list[Snapshot] = []
+    cfg = cfg_with("train.steps=40", "train.log_every=20", "model.depth=2", "model.width=8")
+    thread = threading.Thread(target=lambda: Trainer(cfg, control=control, sinks=[snaps.append]).run())
+    thread.start()
+    control.step_once()  # step 0, then 1.5 s paused before the rest runs
+    thread.join(1.5)
+    control.resume()
+    thread.join(30)
+    rates = [s.samples_per_s for s in snaps if s.step > 0]
+    # 19 steps of 64 samples on a tiny model: far above the ~800/s that counting the pause would give.
+    assert rates and min(rates) > 3000, rates

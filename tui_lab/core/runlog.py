@@ -74,6 +74,7 @@ class RunLog:
             raise UserError(f"--out {self.dir}: cannot write there ({exc.strerror or exc})") from None
         self._metrics = None
         self.lines = 0
+        self._meta: dict[str, Any] = {}
 
     @property
     def metrics_path(self) -> Path:
@@ -81,6 +82,7 @@ class RunLog:
 
     def on_start(self, meta: dict[str, Any]) -> None:
         cfg: LabConfig = meta["config"]
+        self._meta = _meta_for_summary(meta)
         _atomic_write(self.dir / "config.toml", dumps_config(cfg))
         # Truncate any old metrics (--force) and keep the file open: one write + flush per snapshot.
         self._metrics = open(self.metrics_path, "w", encoding="utf-8")  # noqa: SIM115
@@ -97,7 +99,7 @@ class RunLog:
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
-        self.write_summary(result.to_dict())
+        self.write_summary({**self._meta, **result.to_dict()})
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         _atomic_write(self.dir / "summary.json", json.dumps(strict(summary), allow_nan=False, indent=2) + "\n")

@@ -48,6 +48,7 @@ class Control:
         self._paused = False
         self._stopped = False
         self._steps = 0  # single steps granted while paused
+        self.waited_s = 0.0  # time the trainer has spent paused (kept out of samples/s and the ETA)
         self.histogram_layer: int | None = None  # which probe point's gradient histogram the UI wants
 
     @property
@@ -85,8 +86,10 @@ class Control:
         if not self._paused and not self._stopped:
             return "run"  # the fast path: no lock per step
         with self._cond:
+            start = time.perf_counter()
             while self._paused and not self._stopped and self._steps == 0:
                 self._cond.wait(0.25)
+            self.waited_s += time.perf_counter() - start
             if self._stopped:
                 return None
             if self._paused:
@@ -337,7 +340,7 @@ class Trainer:
 
         result = RunResult("completed", 0)
         loss_sum_host, loss_sum_dev, loss_count = 0.0, None, 0
-        last_snap_time, last_snap_step = time.perf_counter(), 0
+        last_snap_time, last_snap_step, last_waited = time.perf_counter(), 0, control.waited_s
         last_eval = -(10**9)
         step = 0
         model.train()  # once: _evaluate switches back after each evaluation
@@ -402,8 +405,9 @@ class Trainer:
 
             now = time.perf_counter()
             steps_done = max(step + 1 - last_snap_step, 1)
-            per_step = (now - last_snap_time) / steps_done
-            last_snap_time, last_snap_step = now, step + 1
+            paused = control.waited_s - last_waited  # paused time is not training time
+            per_step = max(now - last_snap_time - paused, 1e-9) / steps_done
+            last_snap_time, last_snap_step, last_waited = now, step + 1, control.waited_s
             snap = Snapshot(
                 step=step, total_steps=total, epoch=(step + 1) * batch / n, time_s=now - t0,
                 loss=_clean(interval_loss), acc=_clean(acc), val_loss=_clean(val_loss), val_acc=_clean(val_acc),
