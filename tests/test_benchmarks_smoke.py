@@ -1,0 +1,76 @@
+"""The benchmarks stay runnable: each one in its --smoke mode (seconds), writing its JSON with the expected keys.
+
+Only that: the figures and targets are the benchmarks' business (benchmarks/README.md), not the test suite's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+COMMON = {"benchmark", "date", "machine", "load_before", "load_after"}
+
+needs_pty = pytest.mark.skipif(not hasattr(os, "openpty") or sys.platform == "win32", reason="needs a pty")
+
+
+def run_bench(name: str, tmp_path: Path, *extra: str, timeout: int = 300) -> dict:
+    env = dict(os.environ)
+    env.pop("NO_COLOR", None)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), "--smoke", "--results-dir", str(tmp_path), *extra],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    path = tmp_path / f"{name}.json"
+    assert path.is_file(), proc.stdout
+    data = json.loads(path.read_text())
+    assert COMMON <= set(data), sorted(data)
+    assert data["benchmark"] == name and data["smoke"] is True
+    assert "results:" in proc.stdout
+    return data
+
+
+def test_bench_probes_smoke(tmp_path):
+    data = run_bench("bench_probes", tmp_path)
+    for key in ("ratio", "target", "meets_target", "cpu_ratio", "trainer_s_median", "plain_s_median",
+                "trainer_s", "plain_s", "steps", "reps", "snapshots_per_run"):  # fmt: skip
+        assert key in data, key
+    assert data["ratio"] > 0 and data["snapshots_per_run"] >= 4
+    assert len(data["trainer_s"]) == len(data["plain_s"]) == data["reps"]
+
+
+def test_bench_memory_smoke(tmp_path):
+    data = run_bench("bench_memory", tmp_path)
+    for key in ("rss_growth_mb", "target_mb", "meets_target", "rss_early_mb", "rss_late_mb", "metrics_bytes",
+                "metrics_linearity", "samples", "steps", "early_step"):  # fmt: skip
+        assert key in data, key
+    assert data["rss_late_mb"] > 0 and data["metrics_bytes"] > 0
+
+
+@needs_pty
+def test_bench_startup_smoke(tmp_path):
+    data = run_bench("bench_startup", tmp_path)
+    for key in ("first_frame_s_median", "target_s", "meets_target", "first_frame_s", "version_s_median",
+                "version", "command", "failures"):  # fmt: skip
+        assert key in data, key
+    assert data["failures"] == 0 and data["first_frame_s_median"] > 0
+    assert data["version"]
+
+
+@needs_pty
+@pytest.mark.slow
+def test_bench_ui_smoke(tmp_path):
+    data = run_bench("bench_ui", tmp_path, timeout=600)
+    assert {"p50_ms", "p95_ms", "presses", "meets_target"} <= set(data["latency"])
+    assert data["latency"]["presses"] >= 2
+    assert {"p50_ms", "p95_ms", "presses"} <= set(data["pty_latency"])
+    assert {"tui_vs_headless", "tui_s_median", "headless_s_median", "meets_target"} <= set(data["speed"])
+    assert {"kb_per_s", "idle_kb_per_s", "meets_target"} <= set(data["bandwidth"])
+    assert {"rss_growth_mb", "rss_early_mb", "rss_late_mb", "meets_target"} <= set(data["memory"])
