@@ -1,8 +1,13 @@
 """Per-layer gradient and activation statistics, computed on the device.
 
-Probes work only on capture steps (the steps a snapshot is due). There every statistic is a 0-d tensor on
-the model's device; they are stacked into one tensor and copied to the host once (`read`). On the other
-steps probes do nothing at all, so training runs at the speed of a plain PyTorch loop.
+Probes work only on capture steps (the steps a snapshot is due); on the other steps they do nothing at all,
+so training runs at the speed of a plain PyTorch loop. On a capture step the device computes raw reductions
+for all layers at once (one foreach norm over every gradient, weight and activation gradient; the hidden
+activations stacked so that mean, spread, dead and saturated units are one op each for all layers), the
+pieces are concatenated and copied to the host once (`read`, no `.item()` per layer), and the host turns
+them into the per-layer statistics with scalar arithmetic. On a CPU, per-op dispatch and passes over memory,
+not arithmetic, are what probes cost, so the number of ops per snapshot is kept small and independent of
+the depth.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ import torch
 
 from tui_lab.core.models import LabModel
 
-# Columns of the stacked statistics, one row per probe point.
+# Columns of the statistics, one row per probe point.
 STATS = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "dead_frac", "sat_frac", "act_grad_norm")
-RELU_LIKE_DEAD = ("relu",)
-STACK_LIMIT = 2**22  # activation elements (all hidden layers) up to which statistics are computed stacked  # units that output exactly zero on the whole batch pass no gradient
+RELU_LIKE_DEAD = ("relu",)  # units that output exactly zero on the whole batch pass no gradient
+STACK_LIMIT = 2**22  # activation elements (all hidden layers together) up to which they are stacked
 
 
 @dataclass
@@ -39,11 +44,12 @@ class Probes:
         self.points = model.probe_points()
         self.names = [p.name for p in self.points]
         self._weights = [w for p in self.points for w in p.weights]  # every point's weights, in order
-        self._single = all(len(p.weights) == 1 for p in self.points)
-        self._previous_bufs: list[torch.Tensor] = []  # the weights before the step (reused buffers)
-        self._stepped = False
-        self._table: torch.Tensor | None = None  # [STATS, points], filled on a capture step
-        self._scratch: dict[str, torch.Tensor] = {}  # buffers reused across snapshots (no page faults)
+        self._sizes = [len(p.weights) for p in self.points]
+        self._previous: list[torch.Tensor] = []  # the weights before the step (buffers reused)
+        self._scratch: dict[str, torch.Tensor] = {}  # large buffers reused across snapshots (no page faults)
+        self._pieces: list[torch.Tensor] = []  # this capture's raw reductions, in `_layout` order
+        self._layout: dict[str, object] = {}
+        self._delta: torch.Tensor | None = None  # per-weight ||dW|| once the optimiser stepped
         self.inputs: torch.Tensor | None = None
 
     # -- the capture step, in training order ------------------------------------------------------------
@@ -58,139 +64,115 @@ class Probes:
         return x
 
     def after_backward(self, logits: torch.Tensor) -> None:
-        """Gradients are in; the optimiser has not stepped. Gradient, weight and activation statistics.
-
-        Batched: one foreach norm over every layer's gradients, one over the weights, and the hidden
-        activations (the same shape in every layer of a model) stacked so that each statistic is one op for
-        all layers. On a CPU the per-op dispatch, not the arithmetic, is most of what probes cost.
-        """
+        """Gradients are in; the optimiser has not stepped. Gradient, weight and activation reductions."""
         self.model.capture = False
         hidden = list(self.model.captured)
         self.model.captured.clear()
         n_hidden = len(self.points) - 1
         weights = self._weights
+        layout: dict[str, object] = {"weights": len(weights), "hidden": n_hidden}
         with torch.no_grad():
             grads = [w.grad for w in weights]
             if any(gr is None for gr in grads):
                 grads = [gr if gr is not None else torch.zeros_like(w) for gr, w in zip(grads, weights)]
-            g = self._per_point(torch._foreach_norm(grads))
-            wn = self._per_point(torch._foreach_norm(weights))
-            prev = self._previous_bufs
-            if len(prev) != len(weights) or any(b.shape != w.shape or b.device != w.device for b, w in zip(prev, weights)):
-                prev = self._previous_bufs = [torch.empty_like(w, requires_grad=False) for w in weights]
-            torch._foreach_copy_(prev, weights)  # the weights before the step, for ||dW||
-            self._stepped = False
-            if (
+            stacked = (
                 0 < n_hidden == len(hidden)
                 and all(a.shape == hidden[0].shape and a.dtype == hidden[0].dtype for a in hidden)
                 and n_hidden * hidden[0].numel() <= STACK_LIMIT
-            ):
-                h_stats = self._hidden_stats_stacked(hidden)
+            )
+            agrads = [h.grad for h in hidden] if stacked else []
+            with_agrads = stacked and all(gr is not None for gr in agrads)
+            # One foreach norm: every weight gradient, every weight, and (stacked) every activation gradient.
+            norms = torch.stack(torch._foreach_norm(grads + weights + (agrads if with_agrads else [])))
+            pieces = [norms.float()]
+            layout["agrads"] = with_agrads
+
+            prev = self._previous
+            if len(prev) != len(weights) or any(b.shape != w.shape or b.device != w.device or b.dtype != w.dtype
+                                                for b, w in zip(prev, weights)):  # fmt: skip
+                prev = self._previous = [torch.empty_like(w, requires_grad=False) for w in weights]
+            torch._foreach_copy_(prev, weights)  # the weights before the step, for ||dW||
+            self._delta = None
+
+            if stacked:
+                pieces += self._hidden_stacked(hidden, with_agrads, layout)
             else:
-                h_stats = self._hidden_stats_each(hidden[:n_hidden], n_hidden, logits)
+                pieces.append(self._hidden_each(hidden[:n_hidden], n_hidden, logits).flatten())
+                layout["each"] = True
             out = logits.detach().float()
             if out.numel() > 1:
                 o_std, o_mean = torch.std_mean(out)
+                pieces.append(torch.stack([o_mean, o_std]))
             else:
-                o_std, o_mean = torch.zeros((), device=out.device), out.mean()
-            zero = torch.zeros((), device=out.device)
-            out_col = torch.stack([o_mean, o_std, zero, zero, zero])
-            # [8, points]: grad_norm, weight_norm, update_ratio (after_step), then the activation statistics.
-            self._table = torch.cat([g[None], wn[None], torch.zeros_like(wn)[None],
-                                     torch.cat([h_stats, out_col[:, None]], dim=1)])  # fmt: skip
+                pieces.append(torch.cat([out.reshape(1), torch.zeros(1, device=out.device)]))
+        self._pieces = pieces
+        self._layout = layout
 
     def after_step(self) -> None:
-        """The optimiser stepped: ||dW|| / ||W|| of this update, per layer."""
-        if self._table is None or self._stepped:
+        """The optimiser stepped: ||dW|| of this update, per weight (divided by ||W|| on the host)."""
+        if not self._pieces or self._delta is not None or not self._previous:
             return
         with torch.no_grad():
-            prev = self._previous_bufs
-            torch._foreach_sub_(prev, self._weights)  # prev - now = -dW
-            delta = self._per_point(torch._foreach_norm(prev))
-            self._table[2] = delta / self._table[1].clamp_min(1e-30)
-        self._stepped = True
+            torch._foreach_sub_(self._previous, self._weights)  # prev - now = -dW (the buffers are scratch)
+            self._delta = torch.stack(torch._foreach_norm(self._previous)).float()
 
     def read(self, extras: list[torch.Tensor] | None = None) -> tuple[list[dict], list[float] | None, list[float]]:
         """One host copy: (per-layer stats, time_grad_norm or None, the extra scalars)."""
-        pieces = [self._table.t().flatten()]  # [points, STATS], row-major
+        pieces = list(self._pieces)
+        device = pieces[0].device
+        if self._delta is not None:
+            pieces.append(self._delta)
         tgn_len = 0
         if self.model.recurrent and self.inputs is not None and self.inputs.grad is not None:
-            tgn = torch.linalg.vector_norm(self.inputs.grad, dim=(0, 2))
+            tgn = torch.linalg.vector_norm(self.inputs.grad, dim=(0, 2)).float()
             tgn_len = tgn.numel()
             pieces.append(tgn)
         extras = extras or []
         if extras:
-            pieces.append(torch.stack([e.detach().float().reshape(()) for e in extras]).to(pieces[0].device))
-        flat = torch.cat([p.float() for p in pieces]).cpu().tolist()
+            pieces.append(torch.stack([e.detach().float().reshape(()).to(device) for e in extras]))
+        flat = torch.cat(pieces).cpu().tolist()
         self.inputs = None
-        k = len(STATS)
-        layers = []
-        for j, name in enumerate(self.names):
-            row = flat[j * k : (j + 1) * k]
-            layers.append({"name": name, **dict(zip(STATS, row))})
-        rest = flat[len(self.names) * k :]
+        layers = self._assemble(flat)
+        rest = flat[self._consumed :]
         tgn_values = rest[:tgn_len] if tgn_len else None
         return layers, tgn_values, rest[tgn_len:]
 
     # -- helpers ----------------------------------------------------------------------------------------
 
-    def _buffer(self, key: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """A scratch tensor kept between snapshots: a fresh large one would cost its page faults each time."""
-        buf = self._scratch.get(key)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != like.dtype or buf.device != like.device:
-            buf = self._scratch[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
-        return buf
-
-    def _per_point(self, norms: list[torch.Tensor]) -> torch.Tensor:
-        """Per-weight norms -> one joint norm per probe point, as a [points] tensor."""
-        if self._single:
-            return torch.stack(norms)
-        out, i = [], 0
-        for point in self.points:
-            n = len(point.weights)
-            part = norms[i : i + n]
-            out.append(torch.linalg.vector_norm(torch.stack(part)) if n > 1 else part[0])
-            i += n
-        return torch.stack(out)
-
-    def _hidden_stats_stacked(self, hidden: list[torch.Tensor]) -> torch.Tensor:
-        """mean, std, dead, saturated and ||d loss / d h|| of every hidden layer at once: [5, layers]."""
+    def _hidden_stacked(self, hidden: list[torch.Tensor], with_agrads: bool, layout: dict) -> list[torch.Tensor]:
+        """Raw reductions of all hidden activations at once: [layers] each (see `_assemble`)."""
         n = len(hidden)
         first = hidden[0]
-        a = torch.stack([h.detach() for h in hidden], out=self._buffer("acts", (n, *first.shape), first))
-        a = a.float()  # [layers, *shape]
+        a = torch.stack([h.detach() for h in hidden], out=self._buffer("acts", (n, *first.shape), first)).float()
         flat = a.reshape(n, -1)
         count = flat.shape[1]
+        layout["count"] = count
+        # Two-pass spread (as Tensor.std): the norm of the centred values. torch.std_mean along a dim and
+        # layer_norm's moments both take slow paths on the CPU; mean, sub and norm are plain vectorised loops.
         mean = flat.mean(1)
-        zeros = torch.zeros(n, device=a.device)
-        # Two-pass std (as Tensor.std): torch.std_mean along a dim takes a slow path on the CPU.
-        if count > 1:
-            centred = torch.sub(flat, mean[:, None], out=self._buffer("centred", flat.shape, flat))
-            std = torch.linalg.vector_norm(centred, dim=1) / math.sqrt(count - 1)
-        else:
-            std = zeros
+        centred = torch.sub(flat, mean[:, None], out=self._buffer("centred", flat.shape, flat))
+        pieces = [mean, torch.linalg.vector_norm(centred, dim=1)]
         act = self.model.activation
         if act in RELU_LIKE_DEAD:
             units = a.transpose(2, -1) if a.dim() == 5 else a  # conv units are channels
-            # A unit is dead when it is <= 0 for every sample: its largest output is <= 0.
-            dead = (units.reshape(n, -1, units.shape[-1]).amax(1) <= 0).float().mean(1)
-        else:
-            dead = zeros
+            units = units.reshape(n, -1, units.shape[-1])
+            layout["units"] = units.shape[-1]
+            # A unit is dead when it is <= 0 for every sample: its largest output is <= 0. Counted here.
+            pieces.append((units.amax(1) <= 0).sum(1, dtype=torch.float32))
         if act == "sigmoid":
-            sat = ((flat < 0.01) | (flat > 0.99)).float().mean(1)
+            pieces.append(torch.logical_or(flat < 0.01, flat > 0.99).sum(1, dtype=torch.float32))
         elif act == "tanh":
-            sat = (flat.abs() > 0.99).float().mean(1)
-        else:
-            sat = zeros
-        agrads = [h.grad for h in hidden]
-        if all(gr is not None for gr in agrads):
-            agrad = torch.stack(torch._foreach_norm(agrads))
-        else:
-            agrad = torch.stack([torch.linalg.vector_norm(gr) if gr is not None else zeros[0] for gr in agrads])
-        return torch.stack([mean, std, dead, sat, agrad])
+            pieces.append((flat.abs() > 0.99).sum(1, dtype=torch.float32))
+        if not with_agrads:
+            pieces.append(torch.stack([
+                torch.linalg.vector_norm(h.grad) if h.grad is not None else torch.zeros((), device=a.device)
+                for h in hidden
+            ]).float())  # fmt: skip
+        return pieces
 
-    def _hidden_stats_each(self, hidden: list[torch.Tensor], n_hidden: int, like: torch.Tensor):
-        """The same statistics layer by layer, for activations of different shapes (or missing ones)."""
+    def _hidden_each(self, hidden: list[torch.Tensor], n_hidden: int, like: torch.Tensor) -> torch.Tensor:
+        """mean, std, dead, saturated and ||d loss / d h|| layer by layer ([5, layers]), for activations of
+        different shapes (or missing ones)."""
         zero = torch.zeros((), device=like.device)
         cols: list[list[torch.Tensor]] = [[], [], [], [], []]
         for i in range(n_hidden):
@@ -207,7 +189,70 @@ class Probes:
             cols[4].append(torch.linalg.vector_norm(h.grad) if h.grad is not None else zero)
         if n_hidden == 0:
             return torch.zeros((len(cols), 0), device=like.device)
-        return torch.stack([torch.stack(c) for c in cols])
+        return torch.stack([torch.stack(c) for c in cols]).float()
+
+    def _assemble(self, flat: list[float]) -> list[dict]:
+        """The host side: per-point joint norms, ratios and fractions from the raw reductions."""
+        lay = self._layout
+        k = int(lay["weights"])  # type: ignore[arg-type]
+        n = int(lay["hidden"])  # type: ignore[arg-type]
+        i = 0
+        grad_w, weight_w = flat[i : i + k], flat[i + k : i + 2 * k]
+        i += 2 * k
+        agrad = flat[i : i + n] if lay.get("agrads") else None
+        i += n if agrad is not None else 0
+        act = self.model.activation
+        if lay.get("each"):
+            mean, std, dead, sat, agrad = (flat[i + j * n : i + (j + 1) * n] for j in range(5))
+            i += 5 * n
+        else:
+            count = int(lay["count"])  # type: ignore[arg-type]
+            mean = flat[i : i + n]
+            spread = flat[i + n : i + 2 * n]  # ||h - mean(h)||
+            i += 2 * n
+            std = [x / math.sqrt(count - 1) for x in spread] if count > 1 else [0.0] * n
+            if act in RELU_LIKE_DEAD:
+                units = int(lay["units"])  # type: ignore[arg-type]
+                dead = [c / units for c in flat[i : i + n]]
+                i += n
+            else:
+                dead = [0.0] * n
+            if act in ("sigmoid", "tanh"):
+                sat = [c / count for c in flat[i : i + n]]
+                i += n
+            else:
+                sat = [0.0] * n
+            if agrad is None:
+                agrad = flat[i : i + n]
+                i += n
+        o_mean, o_std = flat[i], flat[i + 1]
+        i += 2
+        delta_w = None
+        if self._delta is not None:
+            delta_w = flat[i : i + k]
+            i += k
+        self._consumed = i
+
+        layers = []
+        j = 0
+        for p, (name, size) in enumerate(zip(self.names, self._sizes)):
+            g = _joint(grad_w[j : j + size])
+            w = _joint(weight_w[j : j + size])
+            update = _joint(delta_w[j : j + size]) / max(w, 1e-30) if delta_w is not None else 0.0
+            j += size
+            if p < n:
+                row = (g, w, update, mean[p], std[p], dead[p], sat[p], agrad[p])
+            else:  # the output layer: its logits' mean and spread; no units to die or saturate
+                row = (g, w, update, o_mean, o_std, 0.0, 0.0, 0.0)
+            layers.append({"name": name, **dict(zip(STATS, row))})
+        return layers
+
+    def _buffer(self, key: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A scratch tensor kept between snapshots: a fresh large one would cost its page faults each time."""
+        buf = self._scratch.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._scratch[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return buf
 
     def _units(self, a: torch.Tensor) -> torch.Tensor:
         """[samples, units]: conv units are channels, others the last dimension."""
@@ -243,3 +288,11 @@ class Probes:
         counts = torch.histc(g, bins=bins, min=-top, max=top).long().tolist()
         edges = [-top + 2 * top * i / bins for i in range(bins + 1)]
         return Histogram(point.name, edges, counts)
+
+
+def _joint(norms: list[float]) -> float:
+    """The joint L2 norm of several tensors from their norms (one tensor: its norm)."""
+    if len(norms) == 1:
+        return norms[0]
+    return math.sqrt(sum(x * x for x in norms))
+
