@@ -222,7 +222,8 @@ def tui_run(cfg, tmp: Path, tag: str, rss_marks: tuple[int, ...] = ()) -> dict:
     total = cfg.train.steps
     rss: dict[int, float] = {}
     try:
-        idle_bytes = app.child.drain(1.0)  # a second of an idle screen, for scale
+        app.child.drain(1.5)  # let the start-up settle (torch loads in the background)
+        idle_bytes = app.child.drain(2.0) / 2.0  # the idle screen, for scale
         app.child.write(b"r")
         t_press = time.perf_counter()
         bytes_at_press = app.child.total
