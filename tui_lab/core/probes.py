@@ -39,7 +39,7 @@ def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 class Probes:
-    def __init__(self, model: LabModel):
+    def __init__(self, model: LabModel, optimizer: torch.optim.Optimizer | None = None):
         self.model = model
         self.points = model.probe_points()
         self.names = [p.name for p in self.points]
@@ -50,7 +50,9 @@ class Probes:
         self._pieces: list[torch.Tensor] = []  # this capture's raw reductions, in `_layout` order
         self._layout: dict[str, object] = {}
         self._delta: torch.Tensor | None = None  # per-weight ||dW|| once the optimiser stepped
+        self._delta_scale: list[float] | None = None  # plain SGD: ||dW|| = lr * ||grad W|| (see after_step)
         self.inputs: torch.Tensor | None = None
+        self._sgd_groups = _plain_sgd_groups(optimizer, self._weights)
 
     # -- the capture step, in training order ------------------------------------------------------------
 
@@ -87,12 +89,14 @@ class Probes:
             pieces = [norms.float()]
             layout["agrads"] = with_agrads
 
-            prev = self._previous
-            if len(prev) != len(weights) or any(b.shape != w.shape or b.device != w.device or b.dtype != w.dtype
-                                                for b, w in zip(prev, weights)):  # fmt: skip
-                prev = self._previous = [torch.empty_like(w, requires_grad=False) for w in weights]
-            torch._foreach_copy_(prev, weights)  # the weights before the step, for ||dW||
+            if self._sgd_groups is None:
+                prev = self._previous
+                if len(prev) != len(weights) or any(b.shape != w.shape or b.device != w.device
+                                                    or b.dtype != w.dtype for b, w in zip(prev, weights)):  # fmt: skip
+                    prev = self._previous = [torch.empty_like(w, requires_grad=False) for w in weights]
+                torch._foreach_copy_(prev, weights)  # the weights before the step, for ||dW||
             self._delta = None
+            self._delta_scale = None
 
             if stacked:
                 pieces += self._hidden_stacked(hidden, with_agrads, layout)
@@ -109,10 +113,23 @@ class Probes:
         self._layout = layout
 
     def after_step(self) -> None:
-        """The optimiser stepped: ||dW|| of this update, per weight (divided by ||W|| on the host)."""
-        if not self._pieces or self._delta is not None or not self._previous:
+        """The optimiser stepped: ||dW|| of this update, per weight (divided by ||W|| on the host).
+
+        For plain SGD (no momentum, no weight decay) the step is dW = -lr * grad exactly, so ||dW|| is lr
+        times the norm of the gradient the step used (read now: clipping may have changed it). No copy of
+        the weights is needed, and the figure has no rounding noise from subtracting nearly equal weights.
+        Any other optimiser: ||W_after - W_before|| from a copy taken in after_backward.
+        """
+        if not self._pieces or self._delta is not None:
             return
         with torch.no_grad():
+            if self._sgd_groups is not None:
+                grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in self._weights]
+                self._delta = torch.stack(torch._foreach_norm(grads)).float()
+                self._delta_scale = [float(group["lr"]) for group in self._sgd_groups]
+                return
+            if not self._previous:
+                return
             torch._foreach_sub_(self._previous, self._weights)  # prev - now = -dW (the buffers are scratch)
             self._delta = torch.stack(torch._foreach_norm(self._previous)).float()
 
@@ -149,20 +166,22 @@ class Probes:
         layout["count"] = count
         # Two-pass spread (as Tensor.std): the norm of the centred values. torch.std_mean along a dim and
         # layer_norm's moments both take slow paths on the CPU; mean, sub and norm are plain vectorised loops.
-        mean = flat.mean(1)
-        centred = torch.sub(flat, mean[:, None], out=self._buffer("centred", flat.shape, flat))
-        pieces = [mean, torch.linalg.vector_norm(centred, dim=1)]
         act = self.model.activation
+        counts = []
         if act in RELU_LIKE_DEAD:
             units = a.transpose(2, -1) if a.dim() == 5 else a  # conv units are channels
             units = units.reshape(n, -1, units.shape[-1])
             layout["units"] = units.shape[-1]
             # A unit is dead when it is <= 0 for every sample: its largest output is <= 0. Counted here.
-            pieces.append((units.amax(1) <= 0).sum(1, dtype=torch.float32))
+            counts.append((units.amax(1) <= 0).sum(1, dtype=torch.float32))
         if act == "sigmoid":
-            pieces.append(torch.logical_or(flat < 0.01, flat > 0.99).sum(1, dtype=torch.float32))
+            counts.append(torch.logical_or(flat < 0.01, flat > 0.99).sum(1, dtype=torch.float32))
         elif act == "tanh":
-            pieces.append((flat.abs() > 0.99).sum(1, dtype=torch.float32))
+            counts.append((flat.abs() > 0.99).sum(1, dtype=torch.float32))
+        mean = flat.mean(1)
+        # Centred in place: the stacked copy is scratch (the counts above are taken first).
+        centred = flat.sub_(mean[:, None])
+        pieces = [mean, torch.linalg.vector_norm(centred, dim=1), *counts]
         if not with_agrads:
             pieces.append(torch.stack([
                 torch.linalg.vector_norm(h.grad) if h.grad is not None else torch.zeros((), device=a.device)
@@ -230,6 +249,8 @@ class Probes:
         delta_w = None
         if self._delta is not None:
             delta_w = flat[i : i + k]
+            if self._delta_scale is not None:
+                delta_w = [lr * d for lr, d in zip(self._delta_scale, delta_w)]
             i += k
         self._consumed = i
 
@@ -296,3 +317,20 @@ def _joint(norms: list[float]) -> float:
         return norms[0]
     return math.sqrt(sum(x * x for x in norms))
 
+
+
+def _plain_sgd_groups(optimizer, weights: list[torch.Tensor]) -> list[dict] | None:
+    """For plain SGD (no momentum, no weight decay, not maximising): each weight's param group, so its
+    update is -group["lr"] * grad. None for any other optimiser (or a weight it does not train)."""
+    if optimizer is None or type(optimizer) is not torch.optim.SGD:
+        return None
+    owner: dict[int, dict] = {}
+    for group in optimizer.param_groups:
+        if group.get("momentum", 0) or group.get("weight_decay", 0) or group.get("maximize", False):
+            return None
+        if isinstance(group.get("lr"), torch.Tensor):
+            return None
+        for param in group["params"]:
+            owner[id(param)] = group
+    groups = [owner.get(id(w)) for w in weights]
+    return groups if all(g is not None for g in groups) else None  # type: ignore[return-value]

@@ -310,7 +310,7 @@ class Trainer:
         data = build_dataset(cfg).to(device)
         model = build_model(cfg, data.input_shape, data.n_outputs).to(device)
         optimizer = make_optimizer(cfg, model.parameters())
-        probes = Probes(model)
+        probes = Probes(model, optimizer)
         device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
         self.meta = {
             "config": cfg, "preset": self.preset, "device": str(device), "device_name": device_name,
