@@ -8,7 +8,7 @@ the machine's load hits both arms alike; each arm's time is wall time from build
 step; the figure is the ratio of the medians. Evaluation on the validation set is not a probe and the plain
 loop does none, so the trainer evaluates only where it must (step 0 and the last step).
 
-    python benchmarks/bench_probes.py                  # 8x128 ReLU MLP, batch 128, 3000 steps, 5 reps each
+    python benchmarks/bench_probes.py                  # 8x128 ReLU MLP, batch 128, 2000 steps, 7 reps each
     python benchmarks/bench_probes.py --steps 1000 --reps 3 --device cuda
 
 Target: <= 1.05x.
@@ -39,22 +39,35 @@ def make_config(steps: int, device: str, depth: int = 8, width: int = 128, batch
     ])  # fmt: skip
 
 
-def run_trainer(cfg, workdir: Path, rep: int) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds of this process, snapshots written)."""
+def run_trainer(cfg, workdir: Path, rep: int) -> tuple[float, float, int, list[float]]:
+    """(wall seconds, CPU seconds of this process, snapshots written, start time of every step)."""
     from tui_lab.core.runlog import RunLog
-    from tui_lab.core.trainer import Trainer
+    from tui_lab.core.trainer import Control, Trainer
+
+    class StampingControl(Control):
+        """Notes the time the trainer asks for each step (its only per-step call out)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.stamps: list[float] = []
+
+        def wait(self):
+            self.stamps.append(time.perf_counter())
+            return super().wait()
 
     log = RunLog(workdir / f"trainer-{rep}")
+    control = StampingControl()
     c0, t0 = time.process_time(), time.perf_counter()
-    result = Trainer(cfg, sinks=[log], preset="bench").run()
+    result = Trainer(cfg, control=control, sinks=[log], preset="bench").run()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     if result.status != "completed":
         raise SystemExit(f"trainer run ended {result.status}: {result.message}")
-    return elapsed, cpu, log.lines
+    return elapsed, cpu, log.lines, control.stamps
 
 
-def run_plain(cfg) -> tuple[float, float]:
-    """The baseline: what a person would write without any instrument. (wall seconds, CPU seconds)."""
+def run_plain(cfg) -> tuple[float, float, list[float]]:
+    """The baseline: what a person would write without any instrument.
+    (wall seconds, CPU seconds, start time of every step)."""
     import torch
     import torch.nn.functional as F
 
@@ -76,7 +89,9 @@ def run_plain(cfg) -> tuple[float, float]:
     order = torch.randperm(n, generator=gen).to(device)
     cursor = 0
     model.train()
+    stamps: list[float] = []
     for _ in range(cfg.train.steps):
+        stamps.append(time.perf_counter())
         if cursor + batch > n:
             order = torch.randperm(n, generator=gen).to(device)
             cursor = 0
@@ -89,13 +104,31 @@ def run_plain(cfg) -> tuple[float, float]:
         optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - t0, time.process_time() - c0
+    return time.perf_counter() - t0, time.process_time() - c0, stamps
+
+
+def step_profile(trainer_stamps: list[float], plain_stamps: list[float], log_every: int) -> tuple[float, float, float]:
+    """Robust to stray spikes: (trainer/plain from per-step medians, plain ms/step, extra ms per snapshot).
+
+    The trainer's steps are grouped by their position after a snapshot (0 = the snapshot step itself,
+    1 = the step after it, ...); the median of each position, averaged over a snapshot period, against the
+    median plain step. Wall-clock figures of one pair of runs; the first 5% of steps (warm-up) left out."""
+    def durations(stamps: list[float]) -> list[float]:
+        d = [b - a for a, b in zip(stamps, stamps[1:])]
+        return d[len(d) // 20 :]
+
+    t, pl = durations(trainer_stamps), durations(plain_stamps)
+    skip = len(trainer_stamps) - 1 - len(t)  # keep positions aligned with the step numbers
+    by_pos = [median([x for i, x in enumerate(t) if (i + skip) % log_every == k]) for k in range(log_every)]
+    plain_step = median(pl)
+    period = sum(by_pos)
+    return period / (log_every * plain_step), plain_step * 1000, (period - log_every * plain_step) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--reps", type=int, default=5, help="runs of each arm (alternated)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--reps", type=int, default=7, help="runs of each arm (alternated)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--smoke", action="store_true", help="a few seconds: keeps the benchmark runnable")
     p.add_argument("--results-dir", type=Path, default=None, help="where to write bench_probes.json")
@@ -113,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     plain_s: list[float] = []
     trainer_cpu: list[float] = []
     plain_cpu: list[float] = []
+    trainer_stamps: list[float] = []
+    profiles: list[tuple[float, float, float]] = []
     lines = 0
     with tempfile.TemporaryDirectory(prefix="bench-probes-") as tmp:
         run_plain(warm)
@@ -121,13 +156,15 @@ def main(argv: list[str] | None = None) -> int:
             # A B, then B A: neither arm always runs first.
             for arm in ("trainer", "plain") if rep % 2 == 0 else ("plain", "trainer"):
                 if arm == "trainer":
-                    wall, cpu, lines = run_trainer(cfg, Path(tmp), rep)
+                    wall, cpu, lines, trainer_stamps = run_trainer(cfg, Path(tmp), rep)
                     trainer_s.append(wall)
                     trainer_cpu.append(cpu)
                 else:
-                    wall, cpu = run_plain(cfg)
+                    wall, cpu, plain_stamps = run_plain(cfg)
                     plain_s.append(wall)
                     plain_cpu.append(cpu)
+            if args.steps >= 40:
+                profiles.append(step_profile(trainer_stamps, plain_stamps, cfg.train.log_every))
             print(f"  rep {rep + 1}/{args.reps}: trainer {trainer_s[-1]:.3f}s  plain {plain_s[-1]:.3f}s  "
                   f"ratio {trainer_s[-1] / plain_s[-1]:.3f} (CPU time {trainer_cpu[-1] / plain_cpu[-1]:.3f})",
                   flush=True)  # fmt: skip
@@ -136,9 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     ratio = t_med / p_med
     cpu_ratio = median(trainer_cpu) / median(plain_cpu)
     paired = median([t / p for t, p in zip(trainer_s, plain_s)])
+    step_ratio = median([pr[0] for pr in profiles]) if profiles else float("nan")
+    plain_step_ms = median([pr[1] for pr in profiles]) if profiles else float("nan")
+    snapshot_ms = median([pr[2] for pr in profiles]) if profiles else float("nan")
     sps_t, sps_p = args.steps / t_med, args.steps / p_med
     print(f"probe overhead: {ratio:.3f}x wall time  (target <= {TARGET}x: {verdict(ratio, TARGET)})")
-    print(f"  {cpu_ratio:.3f}x CPU time of the process; {paired:.3f}x median of the paired (same rep) ratios")
+    print(f"  {cpu_ratio:.3f}x CPU time of the process; {paired:.3f}x median of the paired (same rep) ratios; "
+          f"{step_ratio:.3f}x from per-step medians")  # fmt: skip
+    print(f"  a snapshot costs {snapshot_ms:.2f} ms over its 10 steps (the snapshot step and the cache misses "
+          f"after it), against {plain_step_ms:.2f} ms per plain step")  # fmt: skip
     print(f"  trainer (all probes, run log, snapshot every 10 steps): median {t_med:.3f}s = {sps_t:.0f} steps/s")
     print(f"  plain PyTorch loop:                                    median {p_med:.3f}s = {sps_p:.0f} steps/s")
     print(f"  8x128 ReLU MLP, batch 128, {args.steps} steps, {args.reps} reps each (alternated), "
@@ -148,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         "_load_before": load_before,
         "ratio": round(ratio, 4), "target": TARGET, "meets_target": ratio <= TARGET,
         "cpu_ratio": round(cpu_ratio, 4), "paired_ratio_median": round(paired, 4),
+        "step_median_ratio": round(step_ratio, 4), "snapshot_extra_ms": round(snapshot_ms, 3),
+        "plain_step_ms": round(plain_step_ms, 4),
         "trainer_s_median": round(t_med, 4), "plain_s_median": round(p_med, 4),
         "trainer_s": [round(x, 4) for x in trainer_s], "plain_s": [round(x, 4) for x in plain_s],
         "trainer_cpu_s": [round(x, 4) for x in trainer_cpu], "plain_cpu_s": [round(x, 4) for x in plain_cpu],
