@@ -94,12 +94,18 @@ class MLP(LabModel):
             Block(nn.Linear(n_in if i == 0 else m.width, m.width), m.width, cfg) for i in range(m.depth)
         )
         self.head = nn.Linear(m.width, n_out)
+        # Each residual branch is scaled by 1/sqrt(branches) so the sum of `depth` branches keeps the signal's
+        # size whatever the depth: a ReLU branch only ever adds, and unscaled 30 of them overflow at once.
+        self.branch_scale = 1.0 / math.sqrt(max(m.depth - 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         for i, block in enumerate(self.blocks):
             # Residual: every block after the first (which changes the width) adds to its input.
-            h = h + block(h, self._record) if self.residual and i > 0 else block(h, self._record)
+            if self.residual and i > 0:
+                h = h + self.branch_scale * block(h, self._record)
+            else:
+                h = block(h, self._record)
         return self.head(h)
 
     def probe_points(self) -> list[ProbePoint]:

@@ -377,8 +377,14 @@ class Trainer:
                 loss_sum_dev = d if loss_sum_dev is None else loss_sum_dev + d
             loss_count += 1
 
+            val_loss = val_acc = None
             if capture:
                 probes.after_backward(logits)
+                # Evaluated before the step, so a snapshot's numbers all describe the same weights (at step 0:
+                # the network at initialisation, like its gradients).
+                if step - last_eval >= eval_every or step == total - 1 or step == 0:
+                    val_loss, val_acc = self._evaluate(model, data, loss_fn, classify)
+                    last_eval = step
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
@@ -397,11 +403,6 @@ class Trainer:
             acc = values[0] if classify else None
             interval_loss = (values[-1] if loss_sum_dev is not None else loss_sum_host) / max(loss_count, 1)
             loss_sum_host, loss_sum_dev, loss_count = 0.0, None, 0
-
-            val_loss = val_acc = None
-            if step - last_eval >= eval_every or step == total - 1 or step == 0:
-                val_loss, val_acc = self._evaluate(model, data, loss_fn, classify)
-                last_eval = step
 
             now = time.perf_counter()
             steps_done = max(step + 1 - last_snap_step, 1)
