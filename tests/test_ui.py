@@ -398,3 +398,15 @@ async def test_baseline_picker_lists_earlier_runs(runs_dir):
         await pilot.press("enter")
         await pilot.pause(0.3)
         assert app.baseline is not None and app.baseline.source.endswith("20200101-000000-old")
+
+
+@aio
+async def test_plain_launch_opens_the_preset_picker():
+    app = LabApp(open_picker=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert app.screen is not app.screen_stack[0]  # the picker is up
+        await pilot.press("enter")  # the first preset
+        await pilot.pause(0.2)
+        assert app.screen is app.screen_stack[0]
+        assert app.preset_name and app.preset_name != "custom"

@@ -112,8 +112,10 @@ class LabApp(App[int]):
         lang: str = "en",
         show_dir: Path | None = None,
         poll_s: float = POLL_S,
+        open_picker: bool = False,
     ) -> None:
         super().__init__()
+        self.open_picker = open_picker  # plain `tui-lab`: start in the preset picker
         self.lang = lang
         self.poll_s = poll_s
         self.show_dir = Path(show_dir) if show_dir is not None else None
@@ -183,6 +185,8 @@ class LabApp(App[int]):
             self.notify(self.startup_error, severity="error", timeout=10)
         if self.show_dir is None:
             self.set_timer(0.3, self._prewarm)
+        if self.open_picker:
+            self.call_after_refresh(self.action_presets)
 
     def _prewarm(self) -> None:
         """Import torch in the background once the screen is up, so the first run starts quickly."""
@@ -758,7 +762,8 @@ def run_app(
     preset_name: str | None = None, cfg: LabConfig | None = None, lang: str = "en", show_dir: Path | None = None
 ) -> int:
     """Open the TUI (the CLI calls exactly this). Returns the exit code."""
-    app = LabApp(preset_name=preset_name, cfg=cfg, lang=lang, show_dir=show_dir)
+    bare = preset_name is None and cfg is None and show_dir is None
+    app = LabApp(preset_name=preset_name, cfg=cfg, lang=lang, show_dir=show_dir, open_picker=bare)
     try:
         code = app.run()
     finally:
