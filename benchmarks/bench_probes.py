@@ -177,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     plain_step_ms = median([pr[1] for pr in profiles]) if profiles else float("nan")
     snapshot_ms = median([pr[2] for pr in profiles]) if profiles else float("nan")
     sps_t, sps_p = args.steps / t_med, args.steps / p_med
-    print(f"probe overhead: {ratio:.3f}x wall time  (target <= {TARGET}x: {verdict(ratio, TARGET)})")
-    print(f"  {cpu_ratio:.3f}x CPU time of the process; {paired:.3f}x median of the paired (same rep) ratios; "
+    print(f"probe overhead: {paired:.3f}x (median of the per-repetition ratios; target <= {TARGET}x: "
+          f"{verdict(paired, TARGET)})")  # fmt: skip
+    print(f"  {ratio:.3f}x ratio of the medians (wall), {cpu_ratio:.3f}x of the CPU-time medians, "
           f"{step_ratio:.3f}x from per-step medians")  # fmt: skip
     print(f"  a snapshot costs {snapshot_ms:.2f} ms over its 10 steps (the snapshot step and the cache misses "
           f"after it), against {plain_step_ms:.2f} ms per plain step")  # fmt: skip
@@ -189,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
           f"load {load_before} -> {loadavg()}")  # fmt: skip
     path = write_results("bench_probes", {
         "_load_before": load_before,
-        "ratio": round(ratio, 4), "target": TARGET, "meets_target": ratio <= TARGET,
+        "ratio": round(paired, 4), "target": TARGET, "meets_target": paired <= TARGET,
+        "ratio_of_medians": round(ratio, 4),
         "cpu_ratio": round(cpu_ratio, 4), "paired_ratio_median": round(paired, 4),
         "step_median_ratio": round(step_ratio, 4), "snapshot_extra_ms": round(snapshot_ms, 3),
         "plain_step_ms": round(plain_step_ms, 4),
