@@ -224,11 +224,15 @@ class LabApp(App[int]):
             visible = [p for p in PANELS if p != "p-timegrad" or recurrent]
         else:
             visible = [p for p in (two_col if two else one_col) if p != "p-timegrad" or recurrent]
-        for cls, on in (("-wide", wide), ("-cols2", not wide and two), ("-cols1", not wide and not two),
-                        ("-recurrent", recurrent)):  # fmt: skip
-            main.set_class(on, cls)
-        for k, *_rest in VIEWS:
-            main.set_class(k == key, f"-view-{k}")
+        # All layout classes in one change: each class change restyles every widget on the screen (hundreds,
+        # with the config panel), so one set_classes instead of a set_class per class, and none if unchanged.
+        layout_classes = {"-wide", "-cols2", "-cols1", "-recurrent"} | {f"-view-{k}" for k, *_r in VIEWS}
+        wanted = {cls for cls, on in (("-wide", wide), ("-cols2", not wide and two),
+                                      ("-cols1", not wide and not two), ("-recurrent", recurrent)) if on}  # fmt: skip
+        wanted.add(f"-view-{key}")
+        current = set(main.classes)
+        if (current & layout_classes) != wanted:
+            main.set_classes((current - layout_classes) | wanted)
         for pid in PANELS:
             main.query_one("#" + pid).display = pid in visible
         bar = main.query_one("#viewbar", Static)
