@@ -107,8 +107,20 @@ async def _pilot_latency(presses: int, steps: int) -> dict:
     return {"pause_ms": lat_p, "resume_ms": lat_r, "snapshots_meanwhile": snaps}
 
 
-def pilot_latency(presses: int, steps: int) -> dict:
-    return asyncio.run(_pilot_latency(presses, steps))
+def pilot_latency(presses: int, steps: int, tmp: Path) -> dict:
+    import os
+
+    from tui_lab.core.runlog import RUNS_ENV
+
+    old = os.environ.get(RUNS_ENV)
+    os.environ[RUNS_ENV] = str(tmp / "runs-pilot")  # the app's run directory goes there, not to the user's
+    try:
+        return asyncio.run(_pilot_latency(presses, steps))
+    finally:
+        if old is None:
+            os.environ.pop(RUNS_ENV, None)
+        else:
+            os.environ[RUNS_ENV] = old
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -298,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     lines: list[str] = []
 
     if "latency" in parts:
-        lat = pilot_latency(args.presses, 10_000_000)
+        with tempfile.TemporaryDirectory(prefix="bench-ui-pilot-") as tmpname:
+            lat = pilot_latency(args.presses, 10_000_000, Path(tmpname))
         allms = lat["pause_ms"] + lat["resume_ms"]
         p50, p95 = percentile(allms, 50), percentile(allms, 95)
         results["latency"] = {
