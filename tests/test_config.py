@@ -300,3 +300,12 @@ def test_lab_config_helpers():
     assert cfg.lesson_for("pt") == ""
     assert not cfg.recurrent
     assert with_overrides(cfg, ["model.arch=gru", "data.name=adding"]).recurrent
+
+
+def test_batch_norm_with_a_batch_of_one_is_refused_with_the_reason():
+    from tui_lab.core.config import default_config, with_overrides
+    from tui_lab.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"batch_size >= 2"):
+        with_overrides(default_config(), ["model.norm=batch_pre", "train.batch_size=1"])
+    with_overrides(default_config(), ["model.norm=layer", "train.batch_size=1"])  # LayerNorm is fine

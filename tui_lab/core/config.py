@@ -322,6 +322,11 @@ def _cross_checks(cfg: LabConfig) -> list[str]:
             f'data.name = "{cfg.data.name}" does not fit model.arch = "{cfg.model.arch}"; '
             f"{cfg.model.arch} takes {', '.join(allowed)}"
         )
+    if cfg.model.norm.startswith("batch") and cfg.train.batch_size < 2:
+        problems.append(
+            f'model.norm = "{cfg.model.norm}" needs train.batch_size >= 2 (BatchNorm learns batch statistics); '
+            f"got {cfg.train.batch_size}"
+        )
     if cfg.recurrent and cfg.model.norm.startswith("batch"):
         problems.append(
             f'model.norm = "{cfg.model.norm}" is not available for recurrent models; use none or layer'

@@ -9,6 +9,7 @@ torch is imported lazily, after the first frame.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from tui_lab.ui.components.plots import GradTimePlot, HistogramPlot, LossPlot, T
 from tui_lab.ui.components.status import StatusBar
 
 POLL_S = 1 / 6  # the UI's repaint rate: 6 Hz
+PLOT_INTERVAL_S = 0.5  # panels redraw at most twice a second while training (GIL and terminal bandwidth)
 FOLLOW_S = 0.5  # how often `show` looks for new lines in a growing run directory
 WIDE = (150, 40)  # at least this many columns and rows: every panel at once
 TWO_COLUMNS = 110
@@ -142,6 +144,7 @@ class LabApp(App[int]):
         self.hist_layer = 0
         self.message = ""
         self._painted: dict[str, Any] = {}
+        self._plot_version, self._plot_time = -2, 0.0
         self._view_cache: Any = None
 
     # -- layout -------------------------------------------------------------------------------------------
@@ -687,30 +690,38 @@ class LabApp(App[int]):
             status.show(preset=self.preset_name, state=state, snap=snap, meta=meta, total=total, run_dir=run_dir,
                         message=message, cursor=cursor)  # fmt: skip
 
+        # Panels (plotext plots are the costly part of a repaint, and every repainted row costs terminal bytes)
+        # follow at most PLOT_INTERVAL_S behind while a run goes; the status line keeps the full rate, so
+        # keys answer at once. Any other state draws at once.
+        now = time.monotonic()
+        if version != self._plot_version and (state != "running" or now - self._plot_time >= PLOT_INTERVAL_S):
+            self._plot_version, self._plot_time = version, now
+        pversion = self._plot_version
+
         layered = view.layered if view is not None else None
         names = [layer.name for layer in layered.layers] if layered else []
         grads = [layer.grad_norm for layer in layered.layers] if layered else []
         main.query_one("#gradflow", GradFlow).set_data(
-            (version, bkey, labels), names=names, grads=grads, base=base.grads if base else None, labels=labels,
+            (pversion, bkey, labels), names=names, grads=grads, base=base.grads if base else None, labels=labels,
             base_names=base.names if base else None,
         )  # fmt: skip
-        flow_panel = main.query_one("#p-flow")
-        flow_panel.border_subtitle = f"step {layered.step}" if layered else ""
-        main.query_one("#layer-table", LayerTable).set_data(version, layers=layered.layers if layered else [])
+        # The step in the border only when the run is not moving: a changing border repaints the whole panel.
+        _subtitle(main.query_one("#p-flow"), f"step {layered.step}" if layered and state != "running" else "")
+        main.query_one("#layer-table", LayerTable).set_data(pversion, layers=layered.layers if layered else [])
         history = view.history if view is not None else History()
         main.query_one("#loss-plot", LossPlot).set_data(
-            (version, bkey, labels), history=history, base=base.history if base else None, labels=labels
+            (pversion, bkey, labels), history=history, base=base.history if base else None, labels=labels
         )
         main.query_one("#gradtime-plot", GradTimePlot).set_data(
-            (version, bkey), history=history, names=names, base=base.history if base else None
+            (pversion, bkey), history=history, names=names, base=base.history if base else None
         )
         if base is not None and labels is not None:
             legend = f"grey: baseline {labels[0]} · colour: {labels[1]}"
-            main.query_one("#p-loss").border_subtitle = legend
-            main.query_one("#p-gradtime").border_subtitle = "blue = input side … red = output · " + legend
+            _subtitle(main.query_one("#p-loss"), legend)
+            _subtitle(main.query_one("#p-gradtime"), "blue = input side … red = output · " + legend)
         else:
-            main.query_one("#p-loss").border_subtitle = ""
-            main.query_one("#p-gradtime").border_subtitle = "blue = input side … red = output"
+            _subtitle(main.query_one("#p-loss"), "")
+            _subtitle(main.query_one("#p-gradtime"), "blue = input side … red = output")
         hist = view.histogram if view is not None else None
         if self.show is not None:
             hist_empty = "histograms are not recorded in the run directory"
@@ -718,12 +729,12 @@ class LabApp(App[int]):
         else:
             hist_empty = "histogram: comes with the next snapshot"
         hist_name = names[self.hist_layer] if self.hist_layer < len(names) else f"layer {self.hist_layer + 1}"
-        main.query_one("#p-hist").border_subtitle = f"{hist_name} · [ ] choose layer"
-        main.query_one("#hist-plot", HistogramPlot).set_data((id(hist), self.show is None), histogram=hist,
+        _subtitle(main.query_one("#p-hist"), f"{hist_name} · [ ] choose layer")
+        main.query_one("#hist-plot", HistogramPlot).set_data((pversion, self.hist_layer, hist is None, self.show is None), histogram=hist,
                                                              empty=hist_empty)  # fmt: skip
         tgn = layered.time_grad_norm if layered else None
         main.query_one("#timegrad-plot", TimeGradPlot).set_data(
-            (version, bkey), tgn=tgn, base=base.tgn if base else None,
+            (pversion, bkey), tgn=tgn, base=base.tgn if base else None,
             empty="" if cfg.recurrent else "recurrent models only",
         )  # fmt: skip
         findings = list(snap.findings) if snap is not None and snap.findings else []
@@ -733,7 +744,7 @@ class LabApp(App[int]):
         if self.session is not None and self.session.run_dir is not None and self.show is None:
             note = "no problems seen"
         main.query_one("#p-findings", FindingsPanel).set_data(
-            (version, id(result), run_dir), findings, result, note, run_dir or ""
+            (pversion, id(result), run_dir), findings, result, note, run_dir or ""
         )
 
     def _diagnose_show(self, snap: Any) -> list[Any]:
@@ -751,6 +762,12 @@ class LabApp(App[int]):
 
     def on_unmount(self) -> None:
         self.stop_and_join(1.0)
+
+
+def _subtitle(node: Any, text: str) -> None:
+    """Set a border subtitle only when it changes: each assignment repaints the whole panel."""
+    if node.border_subtitle != text:
+        node.border_subtitle = text
 
 
 def _shown(widget: Any) -> bool:
