@@ -59,6 +59,11 @@ async def wait_for(pilot, cond, timeout: float = 30.0) -> None:
         await pilot.pause(0.05)
 
 
+async def panel_ready(pilot, app: LabApp) -> None:
+    """The config rows mount just after the first frame; wait for them before touching fields."""
+    await wait_for(pilot, lambda: app.query_one(ConfigPanel).ready, timeout=10)
+
+
 def snapshots(app: LabApp) -> int:
     return app.session.bridge.snapshots if app.session else 0
 
@@ -72,6 +77,7 @@ def test_ui_modules_do_not_import_torch():
 async def test_run_writes_run_dir_and_completes(runs_dir):
     app = LabApp(preset_name="tiny", cfg=small(60))
     async with app.run_test(size=(100, 30)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.press("r")
         await wait_for(pilot, lambda: app.state == "completed")
         session = app.session
@@ -89,6 +95,7 @@ async def test_run_writes_run_dir_and_completes(runs_dir):
 async def test_pause_step_stop():
     app = LabApp(preset_name="tiny", cfg=small(100_000))
     async with app.run_test(size=(100, 30)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.press("r")
         await wait_for(pilot, lambda: snapshots(app) >= 2)
         await pilot.press("p")
@@ -125,6 +132,7 @@ async def test_pause_step_stop():
 async def test_step_from_idle_starts_paused():
     app = LabApp(preset_name="tiny", cfg=small(100))
     async with app.run_test(size=(100, 30)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.press("s")
         await wait_for(pilot, lambda: snapshots(app) == 1)
         await pilot.pause(0.3)
@@ -137,6 +145,7 @@ async def test_step_from_idle_starts_paused():
 async def test_edit_and_rerun_with_new_value():
     app = LabApp(preset_name="tiny", cfg=small(40))
     async with app.run_test(size=(100, 30)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.press("r")
         await wait_for(pilot, lambda: app.state == "completed")
         first = app.session
@@ -162,6 +171,7 @@ async def test_edit_and_rerun_with_new_value():
 async def test_invalid_value_is_refused_with_reason():
     app = LabApp(preset_name="tiny", cfg=small(40))
     async with app.run_test(size=(100, 30)) as pilot:
+        await panel_ready(pilot, app)
         app.query_one("#cfg-model-depth").value = "-3"
         await pilot.pause(0.1)
         err = app.query_one("#cfg-model-depth-err")
@@ -184,6 +194,7 @@ async def test_invalid_value_is_refused_with_reason():
 async def test_cross_field_problem_marks_the_field():
     app = LabApp(preset_name="tiny", cfg=small(40))
     async with app.run_test(size=(100, 30)) as pilot:
+        await panel_ready(pilot, app)
         app.query_one("#cfg-model-arch").value = "lstm"
         await pilot.pause(0.1)
         panel = app.query_one(ConfigPanel)
@@ -201,6 +212,7 @@ async def test_preset_picker_loads_a_preset():
     target = "relu-he" if "relu-he" in names else names[-1]
     app = LabApp(cfg=small(40))
     async with app.run_test(size=(120, 36)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.press("l")
         await pilot.pause(0.2)
         picker = app.screen
@@ -229,6 +241,7 @@ async def test_preset_picker_loads_a_preset():
 async def test_quit_mid_run_joins_the_worker():
     app = LabApp(preset_name="tiny", cfg=small(1_000_000))
     async with app.run_test(size=(100, 30)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.press("r")
         await wait_for(pilot, lambda: snapshots(app) >= 2)
         session = app.session
@@ -246,6 +259,7 @@ async def test_quit_mid_run_joins_the_worker():
 async def test_pin_baseline_and_compare():
     app = LabApp(preset_name="tiny", cfg=small(40, "model.activation=sigmoid"))
     async with app.run_test(size=(160, 48)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.press("b")  # nothing to pin yet
         assert app.baseline is None
         await pilot.press("r")
@@ -282,6 +296,7 @@ async def test_pin_an_earlier_run_directory(tmp_path):
     run = _headless_run(tmp_path / "earlier")
     app = LabApp(preset_name="tiny", cfg=small(40, "model.activation=tanh"))
     async with app.run_test(size=(120, 36)) as pilot:
+        await panel_ready(pilot, app)
         app.pin_run_dir(run)
         await pilot.pause(0.3)
         assert app.baseline is not None and app.baseline.names == ["L1", "L2", "L3", "L4", "out"]
@@ -293,6 +308,7 @@ async def test_show_a_finished_run_dir_and_scrub(tmp_path):
     run = _headless_run(tmp_path / "done", steps=40)
     app = LabApp(show_dir=run)
     async with app.run_test(size=(120, 36)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.pause(0.3)
         assert app.state == "completed"
         n = len(app.show.records)
@@ -322,6 +338,7 @@ async def test_show_follows_a_growing_run_dir(tmp_path):
     (grow / "metrics.jsonl").write_text("".join(lines[:3]) + lines[3][:10])  # a partly written line
     app = LabApp(show_dir=grow)
     async with app.run_test(size=(120, 36)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.pause(0.2)
         assert app.state == "following" and len(app.show.records) == 3
         with open(grow / "metrics.jsonl", "a") as f:
@@ -336,6 +353,7 @@ async def test_recurrent_run_shows_time_gradients():
     cfg = small(20, "model.arch=lstm", "model.depth=1", "data.name=adding", "data.seq_len=12")
     app = LabApp(preset_name="tiny-lstm", cfg=cfg)
     async with app.run_test(size=(160, 48)) as pilot:
+        await panel_ready(pilot, app)
         assert app.query_one("#p-timegrad").display
         await pilot.press("r")
         await wait_for(pilot, lambda: app.state in ("completed", "failed"))
@@ -349,6 +367,7 @@ async def test_recurrent_run_shows_time_gradients():
 async def test_views_switch_on_a_small_terminal():
     app = LabApp(preset_name="tiny", cfg=small(40))
     async with app.run_test(size=(80, 24)) as pilot:
+        await panel_ready(pilot, app)
         shown = lambda: [p for p in ("p-config", "p-flow", "p-findings", "p-loss", "p-gradtime", "p-hist")  # noqa: E731
                          if app.query_one("#" + p).display]  # fmt: skip
         assert shown() == ["p-config"]
@@ -372,6 +391,7 @@ async def test_failed_run_is_shown_and_a_new_run_can_start():
         pytest.skip("needs a machine without CUDA")
     app = LabApp(preset_name="tiny", cfg=small(20, 'train.device="cuda"'))
     async with app.run_test(size=(120, 36)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.press("r")
         await wait_for(pilot, lambda: app.state == "failed")
         await pilot.pause(0.4)
@@ -388,6 +408,7 @@ async def test_baseline_picker_lists_earlier_runs(runs_dir):
     _headless_run(runs_dir / "20200101-000000-old")
     app = LabApp(preset_name="tiny", cfg=small(20))
     async with app.run_test(size=(120, 36)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.press("o")
         await pilot.pause(0.2)
         from textual.widgets import OptionList
@@ -404,6 +425,7 @@ async def test_baseline_picker_lists_earlier_runs(runs_dir):
 async def test_plain_launch_opens_the_preset_picker():
     app = LabApp(open_picker=True)
     async with app.run_test(size=(80, 24)) as pilot:
+        await panel_ready(pilot, app)
         await pilot.pause(0.3)
         assert app.screen is not app.screen_stack[0]  # the picker is up
         await pilot.press("enter")  # the first preset

@@ -64,6 +64,10 @@ def paused_app(view_keys: str = "", baseline: bool = False):
     meta = {"device": "cpu", "device_name": "cpu", "layers": NAMES, "total_steps": 200}
 
     async def before(pilot):
+        from tui_lab.ui.components.config_panel import ConfigPanel
+
+        while not app.query_one(ConfigPanel).ready:  # the config rows mount just after the first frame
+            await pilot.pause(0.05)
         snaps = fixture_snapshots(cfg)
         if baseline:
             app.attach_replay(cfg, "fixture", meta, snaps[:12])

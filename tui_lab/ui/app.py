@@ -189,7 +189,7 @@ class LabApp(App[int]):
         if self.show_dir is None:
             self.set_timer(0.3, self._prewarm)
         if self.open_picker:
-            self.call_after_refresh(self.action_presets)
+            self.set_timer(0.05, self.action_presets)  # after the first frame is on screen
 
     def _prewarm(self) -> None:
         """Import torch in the background once the screen is up, so the first run starts quickly."""

@@ -11,7 +11,8 @@ from typing import Any, get_args
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.lazy import Lazy
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
@@ -68,8 +69,20 @@ class ConfigPanel(VerticalScroll):
         self.general: list[str] = []
         self._loading = False
         self.read_only = False
+        self.ready = False  # the rows mount just after the first frame (see compose)
 
     def compose(self) -> ComposeResult:
+        # The rows are most of the app's widgets: mounting them after the first frame brings that frame up
+        # sooner. Until they are there, the panel stands for `base` (load, current and validate know it).
+        yield Lazy(_Rows(self))
+
+    def _rows_mounted(self) -> None:
+        self.ready = True
+        self.load(self.base)
+        if self.read_only:
+            self.set_read_only(True)
+
+    def _compose_rows(self) -> ComposeResult:
         data = config_to_dict(self.base)
         section = ""
         for key, kind, choices in FIELDS:
@@ -95,6 +108,8 @@ class ConfigPanel(VerticalScroll):
     def load(self, cfg: LabConfig) -> None:
         """Show `cfg` in every field (e.g. a preset was picked)."""
         self.base = cfg
+        if not self.ready:
+            return
         data = config_to_dict(cfg)
         self._loading = True
         try:
@@ -110,6 +125,8 @@ class ConfigPanel(VerticalScroll):
         self.validate()
 
     def overrides(self) -> list[str]:
+        if not self.ready:
+            return []
         items = []
         for key, kind, choices in FIELDS:
             widget = self.query_one("#" + field_id(key))
@@ -138,6 +155,8 @@ class ConfigPanel(VerticalScroll):
         return self.validate()
 
     def validate(self) -> LabConfig | None:
+        if not self.ready:
+            return self.base
         errors: dict[str, str] = {}
         general: list[str] = []
         cfg = None
@@ -174,6 +193,8 @@ class ConfigPanel(VerticalScroll):
 
     def set_read_only(self, flag: bool) -> None:
         self.read_only = flag
+        if not self.ready:
+            return
         for key, _k, _c in FIELDS:
             self.query_one("#" + field_id(key)).disabled = flag
 
@@ -186,7 +207,25 @@ class ConfigPanel(VerticalScroll):
             self.validate()
 
     def focus_first(self) -> None:
-        self.query(".cfg-field").first().focus()
+        if self.ready:
+            self.query(".cfg-field").first().focus()
+
+
+class _Rows(Vertical):
+    """The panel's rows: a label and a field per key, and a line for the field's error."""
+
+    DEFAULT_CSS = "_Rows { height: auto; }"
+
+    def __init__(self, panel: ConfigPanel) -> None:
+        super().__init__()
+        self.panel = panel
+
+    def compose(self) -> ComposeResult:
+        return self.panel._compose_rows()
+
+    def on_mount(self) -> None:
+        # Children are queryable once this refresh is through.
+        self.call_after_refresh(self.panel._rows_mounted)
 
 
 def _is_toml_number(text: str) -> bool:

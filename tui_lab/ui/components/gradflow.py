@@ -39,6 +39,7 @@ class DataWidget(Widget):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._key: Any = object()
+        self._shape: Any = None
         self.data: dict[str, Any] = {}
 
     def set_data(self, key: Any, **data: Any) -> bool:
@@ -46,7 +47,10 @@ class DataWidget(Widget):
             return False
         self._key = key
         self.data = data
-        self.refresh(layout=False)
+        # Height is auto: a new number of rows (layers, a baseline) needs a layout pass, new values do not.
+        shape = tuple(len(v) if isinstance(v, (list, tuple)) else v is None for v in data.values())
+        self.refresh(layout=shape != self._shape)
+        self._shape = shape
         return True
 
 
