@@ -167,7 +167,7 @@ class LabApp(App[int]):
                 yield LayerTable(id="layer-table")
             with Vertical(id="p-timegrad", classes="panel"):
                 yield TimeGradPlot(id="timegrad-plot")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         titles = {
@@ -206,6 +206,10 @@ class LabApp(App[int]):
 
     def on_resize(self) -> None:
         self._layout()
+        # Below 100 columns every key is worth more than the palette hint (ctrl+p still opens it).
+        footer = self._main_screen().query_one(Footer) if self._main_screen() else None
+        if footer is not None:
+            footer.show_command_palette = self.size.width >= 100
 
     @property
     def wide(self) -> bool:
