@@ -339,13 +339,10 @@ def _finish_runs_on_hangup():
                 pass
         os._exit(128 + signum)
 
-    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {sig: signal.signal(sig, on_signal) for sig in wanted}
-    try:
+    from tui_lab.signals import HANGUP_SIGNALS, handlers_installed
+
+    with handlers_installed(dict.fromkeys(HANGUP_SIGNALS, on_signal)):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _error(message: str) -> None:

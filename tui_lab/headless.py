@@ -16,6 +16,7 @@ from typing import Any
 
 from tui_lab.core.config import LabConfig
 from tui_lab.core.runlog import RunLog, default_run_dir
+from tui_lab.signals import HANGUP_SIGNALS, handlers_installed
 
 STATUS_EXIT = {"completed": 0, "diverged": 0, "stopped": 0, "failed": 1}
 
@@ -50,20 +51,8 @@ def _stop_on_signals(control: Any):
     def on_term(signum, frame):  # noqa: ARG001
         control.stop()
 
-    wanted = [(signal.SIGINT, on_int), (signal.SIGTERM, on_term)]
-    if hasattr(signal, "SIGHUP"):
-        wanted.append((signal.SIGHUP, on_term))
-    previous = []
-    for sig, handler in wanted:
-        try:
-            previous.append((sig, signal.signal(sig, handler)))
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-    try:
+    with handlers_installed({signal.SIGINT: on_int, **{sig: on_term for sig in HANGUP_SIGNALS}}):
         yield
-    finally:
-        for sig, handler in previous:
-            signal.signal(sig, handler)
 
 
 def _fmt_eta(seconds: float | None) -> str:

@@ -130,8 +130,7 @@ def diagnose(snapshot: Any, history: Sequence[Any] = (), config: Any = None) -> 
                 "use an init matched to the activation (he_normal for relu, xavier for tanh) or norm = batch_pre",
             ))  # fmt: skip
 
-    dead = [(layer["name"], layer.get("dead_frac")) for layer in hidden if _finite(layer.get("dead_frac"))]
-    worst_dead = [(n, d) for n, d in dead if d >= DEAD_FRAC]
+    worst_dead = _over(hidden, "dead_frac", DEAD_FRAC)
     if worst_dead:
         name, frac = max(worst_dead, key=lambda t: t[1])
         findings.append(Finding(
@@ -140,8 +139,7 @@ def diagnose(snapshot: Any, history: Sequence[Any] = (), config: Any = None) -> 
             "lower optim.lr, or try leaky_relu / elu (leaky-relu-fix)",
         ))  # fmt: skip
 
-    sat = [(layer["name"], layer.get("sat_frac")) for layer in hidden if _finite(layer.get("sat_frac"))]
-    worst_sat = [(n, s) for n, s in sat if s >= SAT_FRAC]
+    worst_sat = _over(hidden, "sat_frac", SAT_FRAC)
     if worst_sat:
         name, frac = max(worst_sat, key=lambda t: t[1])
         findings.append(Finding(
@@ -187,6 +185,11 @@ def diagnose(snapshot: Any, history: Sequence[Any] = (), config: Any = None) -> 
     if not findings and _finite(loss):
         findings.append(Finding("healthy", "info", [], None, "gradients look healthy in every layer", ""))
     return findings
+
+
+def _over(layers: list[dict[str, Any]], key: str, threshold: float) -> list[tuple[str, float]]:
+    """(name, value) of the layers whose finite `key` is at least `threshold`."""
+    return [(layer["name"], layer[key]) for layer in layers if _finite(layer.get(key)) and layer[key] >= threshold]
 
 
 def _as_dict(layer: Any) -> dict[str, Any]:

@@ -201,18 +201,14 @@ def initialise(model: LabModel, scheme: str, scale: float) -> None:
             for w in point.weights:
                 _init_weight(w, scheme, scale, recurrent_hh=model.recurrent and w is point.weights[-1]
                              and point.name != "out")  # fmt: skip
+        # Norm layers keep their own bias (a learned shift), so they are left out.
+        norm_params = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters()}
         for name, p in model.named_parameters():
-            if name.endswith("bias") or "bias_" in name:
-                if not _is_norm_param(model, p):
-                    p.zero_()
+            if (name.endswith("bias") or "bias_" in name) and id(p) not in norm_params:
+                p.zero_()
 
 
-def _is_norm_param(model: nn.Module, p: nn.Parameter) -> bool:
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)):
-            if p is m.weight or p is m.bias:
-                return True
-    return False
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
 
 def _fans(w: torch.Tensor) -> tuple[int, int]:

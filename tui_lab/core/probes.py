@@ -32,12 +32,6 @@ class Histogram:
     counts: list[int]
 
 
-def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """The joint L2 norm of several tensors, as a 0-d tensor (no host sync)."""
-    parts = torch._foreach_norm(tensors) if len(tensors) > 1 else [torch.linalg.vector_norm(tensors[0])]
-    return torch.linalg.vector_norm(torch.stack(parts)) if len(parts) > 1 else parts[0]
-
-
 class Probes:
     def __init__(self, model: LabModel, optimizer: torch.optim.Optimizer | None = None):
         self.model = model
@@ -164,8 +158,6 @@ class Probes:
         flat = a.reshape(n, -1)
         count = flat.shape[1]
         layout["count"] = count
-        # Two-pass spread (as Tensor.std): the norm of the centred values. torch.std_mean along a dim and
-        # layer_norm's moments both take slow paths on the CPU; mean, sub and norm are plain vectorised loops.
         act = self.model.activation
         counts = []
         if act in RELU_LIKE_DEAD:
@@ -178,6 +170,8 @@ class Probes:
             counts.append(torch.logical_or(flat < 0.01, flat > 0.99).sum(1, dtype=torch.float32))
         elif act == "tanh":
             counts.append((flat.abs() > 0.99).sum(1, dtype=torch.float32))
+        # Two-pass spread (as Tensor.std): the norm of the centred values. torch.std_mean along a dim and
+        # layer_norm's moments both take slow paths on the CPU; mean, sub and norm are plain vectorised loops.
         mean = flat.mean(1)
         # Centred in place: the stacked copy is scratch (the counts above are taken first).
         centred = flat.sub_(mean[:, None])
