@@ -47,15 +47,27 @@ def term_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class PtyProcess:
     """A child on a fresh pty (stdin, stdout and stderr: Textual draws on stderr) of cols x rows."""
 
-    def __init__(self, argv: list[str], cols: int = 120, rows: int = 36, env: dict[str, str] | None = None,
-                 cwd: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        argv: list[str],
+        cols: int = 120,
+        rows: int = 36,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ):
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.t_start = time.perf_counter()
         self.proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env or term_env(), cwd=cwd or str(ROOT),
-            start_new_session=True, close_fds=True,
-        )  # fmt: skip
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env or term_env(),
+            cwd=cwd or str(ROOT),
+            start_new_session=True,
+            close_fds=True,
+        )
         os.close(slave)
         self.buffer = bytearray()
         self.total = 0  # bytes read from the terminal so far

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import loadavg, verdict, write_results  # noqa: E402
+from _common import loadavg, verdict, write_results
 
 TARGET_MB = 20.0
 
@@ -39,13 +39,26 @@ def rss_mb() -> float:
 
 
 def tiny_config(steps: int):
-    from tui_lab.core.config import default_config, with_overrides
+    from tui_lab.core.config import LabConfig, with_overrides
 
-    return with_overrides(default_config(), [
-        "model.depth=4", "model.width=32", "model.activation=relu", "model.init=he_normal", "data.name=spiral",
-        "data.samples=1000", "optim.name=sgd", "optim.lr=0.05", f"train.steps={steps}", "train.batch_size=32",
-        "train.log_every=10", "train.eval_every=100", "train.device=cpu",
-    ])  # fmt: skip
+    return with_overrides(
+        LabConfig(),
+        [
+            "model.depth=4",
+            "model.width=32",
+            "model.activation=relu",
+            "model.init=he_normal",
+            "data.name=spiral",
+            "data.samples=1000",
+            "optim.name=sgd",
+            "optim.lr=0.05",
+            f"train.steps={steps}",
+            "train.batch_size=32",
+            "train.log_every=10",
+            "train.eval_every=100",
+            "train.device=cpu",
+        ],
+    )
 
 
 class MemorySink:
@@ -106,26 +119,48 @@ def main(argv: list[str] | None = None) -> int:
     linearity = rate_late / rate_all if rate_all else float("nan")
     bytes_per_snapshot = late_bytes / max(result.steps // cfg.train.log_every + 1, 1)
 
-    print(f"headless RSS growth {args.early} -> {args.steps} steps: {growth:+.1f} MB = "
-          f"{growth / TARGET_MB:.2f}x the {TARGET_MB:.0f} MB budget ({verdict(growth, TARGET_MB)})")  # fmt: skip
-    print(f"  RSS {early_rss:.1f} MB at step {args.early}, {late_rss:.1f} MB at step {args.steps} "
-          f"(before the run: {rss_start:.1f} MB, torch not yet loaded)")  # fmt: skip
-    print(f"  metrics.jsonl: {late_bytes / 1e6:.2f} MB after {args.steps} steps; bytes/step in the last half "
-          f"vs overall: {linearity:.3f}x (1.00 = linear); {bytes_per_snapshot:.0f} bytes per snapshot")  # fmt: skip
+    print(
+        f"headless RSS growth {args.early} -> {args.steps} steps: {growth:+.1f} MB = "
+        f"{growth / TARGET_MB:.2f}x the {TARGET_MB:.0f} MB budget ({verdict(growth, TARGET_MB)})"
+    )
+    print(
+        f"  RSS {early_rss:.1f} MB at step {args.early}, {late_rss:.1f} MB at step {args.steps} "
+        f"(before the run: {rss_start:.1f} MB, torch not yet loaded)"
+    )
+    print(
+        f"  metrics.jsonl: {late_bytes / 1e6:.2f} MB after {args.steps} steps; bytes/step in the last half "
+        f"vs overall: {linearity:.3f}x (1.00 = linear); {bytes_per_snapshot:.0f} bytes per snapshot"
+    )
     rate = (args.steps - args.early) / (sink.times[args.steps] - sink.times[args.early])
-    print(f"  {elapsed:.1f}s in all (torch import included), {rate:.0f} steps/s after step {args.early}; "
-          f"load {load_before} -> {loadavg()}")  # fmt: skip
-    path = write_results("bench_memory", {
-        "_load_before": load_before,
-        "rss_growth_mb": round(growth, 2), "target_mb": TARGET_MB, "meets_target": growth <= TARGET_MB,
-        "rss_early_mb": round(early_rss, 2), "rss_late_mb": round(late_rss, 2), "rss_start_mb": round(rss_start, 2),
-        "early_step": args.early, "steps": args.steps,
-        "metrics_bytes": late_bytes, "metrics_bytes_final": final_size, "metrics_linearity": round(linearity, 4),
-        "bytes_per_snapshot": round(bytes_per_snapshot, 1),
-        "samples": [{"step": s, "rss_mb": round(r, 2), "metrics_bytes": b} for s, r, b in sink.samples],
-        "elapsed_s": round(elapsed, 2), "steps_per_s": round(rate, 1), "model": "mlp depth 4 width 32 relu, batch 32", "log_every": 10,
-        "smoke": args.smoke,
-    }, args.results_dir)  # fmt: skip
+    print(
+        f"  {elapsed:.1f}s in all (torch import included), {rate:.0f} steps/s after step {args.early}; "
+        f"load {load_before} -> {loadavg()}"
+    )
+    path = write_results(
+        "bench_memory",
+        {
+            "_load_before": load_before,
+            "rss_growth_mb": round(growth, 2),
+            "target_mb": TARGET_MB,
+            "meets_target": growth <= TARGET_MB,
+            "rss_early_mb": round(early_rss, 2),
+            "rss_late_mb": round(late_rss, 2),
+            "rss_start_mb": round(rss_start, 2),
+            "early_step": args.early,
+            "steps": args.steps,
+            "metrics_bytes": late_bytes,
+            "metrics_bytes_final": final_size,
+            "metrics_linearity": round(linearity, 4),
+            "bytes_per_snapshot": round(bytes_per_snapshot, 1),
+            "samples": [{"step": s, "rss_mb": round(r, 2), "metrics_bytes": b} for s, r, b in sink.samples],
+            "elapsed_s": round(elapsed, 2),
+            "steps_per_s": round(rate, 1),
+            "model": "mlp depth 4 width 32 relu, batch 32",
+            "log_every": 10,
+            "smoke": args.smoke,
+        },
+        args.results_dir,
+    )
     print(f"results: {path}")
     return 0
 

@@ -23,26 +23,40 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import loadavg, median, verdict, write_results  # noqa: E402
+from _common import loadavg, median, verdict, write_results
 
 TARGET = 1.05
 
 
 def make_config(steps: int, device: str, depth: int = 8, width: int = 128, batch: int = 128):
-    from tui_lab.core.config import default_config, with_overrides
+    from tui_lab.core.config import LabConfig, with_overrides
 
-    return with_overrides(default_config(), [
-        "model.arch=mlp", f"model.depth={depth}", f"model.width={width}", "model.activation=relu",
-        "model.init=he_normal", "data.name=spiral", "data.samples=8000", "optim.name=sgd", "optim.lr=0.05",
-        f"train.steps={steps}", f"train.batch_size={batch}", "train.log_every=10", f"train.eval_every={steps}",
-        f"train.device={device}",
-    ])  # fmt: skip
+    return with_overrides(
+        LabConfig(),
+        [
+            "model.arch=mlp",
+            f"model.depth={depth}",
+            f"model.width={width}",
+            "model.activation=relu",
+            "model.init=he_normal",
+            "data.name=spiral",
+            "data.samples=8000",
+            "optim.name=sgd",
+            "optim.lr=0.05",
+            f"train.steps={steps}",
+            f"train.batch_size={batch}",
+            "train.log_every=10",
+            f"train.eval_every={steps}",
+            f"train.device={device}",
+        ],
+    )
 
 
 def run_trainer(cfg, workdir: Path, rep: int) -> tuple[float, float, int, list[float]]:
     """(wall seconds, CPU seconds of this process, snapshots written, start time of every step)."""
+    from tui_lab.core.run import Control
     from tui_lab.core.runlog import RunLog
-    from tui_lab.core.trainer import Control, Trainer
+    from tui_lab.core.trainer import Trainer
 
     class StampingControl(Control):
         """Notes the time the trainer asks for each step (its only per-step call out)."""
@@ -73,7 +87,8 @@ def run_plain(cfg) -> tuple[float, float, list[float]]:
 
     from tui_lab.core.data import build_dataset
     from tui_lab.core.models import build_model
-    from tui_lab.core.trainer import _pick_cpu_threads, make_optimizer, resolve_device
+    from tui_lab.core.optim import make_optimizer
+    from tui_lab.core.trainer import _pick_cpu_threads, resolve_device
 
     c0, t0 = time.process_time(), time.perf_counter()
     device = resolve_device(cfg.train.device)
@@ -113,6 +128,7 @@ def step_profile(trainer_stamps: list[float], plain_stamps: list[float], log_eve
     The trainer's steps are grouped by their position after a snapshot (0 = the snapshot step itself,
     1 = the step after it, ...); the median of each position, averaged over a snapshot period, against the
     median plain step. Wall-clock figures of one pair of runs; the first 5% of steps (warm-up) left out."""
+
     def durations(stamps: list[float]) -> list[float]:
         d = [b - a for a, b in zip(stamps, stamps[1:])]
         return d[len(d) // 20 :]
@@ -165,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
                     plain_cpu.append(cpu)
             if args.steps >= 40:
                 profiles.append(step_profile(trainer_stamps, plain_stamps, cfg.train.log_every))
-            print(f"  rep {rep + 1}/{args.reps}: trainer {trainer_s[-1]:.3f}s  plain {plain_s[-1]:.3f}s  "
-                  f"ratio {trainer_s[-1] / plain_s[-1]:.3f} (CPU time {trainer_cpu[-1] / plain_cpu[-1]:.3f})",
-                  flush=True)  # fmt: skip
+            print(
+                f"  rep {rep + 1}/{args.reps}: trainer {trainer_s[-1]:.3f}s  plain {plain_s[-1]:.3f}s  "
+                f"ratio {trainer_s[-1] / plain_s[-1]:.3f} (CPU time {trainer_cpu[-1] / plain_cpu[-1]:.3f})",
+                flush=True,
+            )
 
     t_med, p_med = median(trainer_s), median(plain_s)
     ratio = t_med / p_med
@@ -177,32 +195,58 @@ def main(argv: list[str] | None = None) -> int:
     plain_step_ms = median([pr[1] for pr in profiles]) if profiles else float("nan")
     snapshot_ms = median([pr[2] for pr in profiles]) if profiles else float("nan")
     sps_t, sps_p = args.steps / t_med, args.steps / p_med
-    print(f"probe overhead: {paired:.3f}x (median of the per-repetition ratios; target <= {TARGET}x: "
-          f"{verdict(paired, TARGET)})")  # fmt: skip
-    print(f"  {ratio:.3f}x ratio of the medians (wall), {cpu_ratio:.3f}x of the CPU-time medians, "
-          f"{step_ratio:.3f}x from per-step medians")  # fmt: skip
-    print(f"  a snapshot costs {snapshot_ms:.2f} ms over its 10 steps (the snapshot step and the cache misses "
-          f"after it), against {plain_step_ms:.2f} ms per plain step")  # fmt: skip
+    print(
+        f"probe overhead: {paired:.3f}x (median of the per-repetition ratios; target <= {TARGET}x: "
+        f"{verdict(paired, TARGET)})"
+    )
+    print(
+        f"  {ratio:.3f}x ratio of the medians (wall), {cpu_ratio:.3f}x of the CPU-time medians, "
+        f"{step_ratio:.3f}x from per-step medians"
+    )
+    print(
+        f"  a snapshot costs {snapshot_ms:.2f} ms over its 10 steps (the snapshot step and the cache misses "
+        f"after it), against {plain_step_ms:.2f} ms per plain step"
+    )
     print(f"  trainer (all probes, run log, snapshot every 10 steps): median {t_med:.3f}s = {sps_t:.0f} steps/s")
     print(f"  plain PyTorch loop:                                    median {p_med:.3f}s = {sps_p:.0f} steps/s")
-    print(f"  8x128 ReLU MLP, batch 128, {args.steps} steps, {args.reps} reps each (alternated), "
-          f"device {args.device}, torch threads {torch.get_num_threads()}, {lines} snapshots per run, "
-          f"load {load_before} -> {loadavg()}")  # fmt: skip
-    path = write_results("bench_probes", {
-        "_load_before": load_before,
-        "ratio": round(paired, 4), "target": TARGET, "meets_target": paired <= TARGET,
-        "ratio_of_medians": round(ratio, 4),
-        "cpu_ratio": round(cpu_ratio, 4), "paired_ratio_median": round(paired, 4),
-        "step_median_ratio": round(step_ratio, 4), "snapshot_extra_ms": round(snapshot_ms, 3),
-        "plain_step_ms": round(plain_step_ms, 4),
-        "trainer_s_median": round(t_med, 4), "plain_s_median": round(p_med, 4),
-        "trainer_s": [round(x, 4) for x in trainer_s], "plain_s": [round(x, 4) for x in plain_s],
-        "trainer_cpu_s": [round(x, 4) for x in trainer_cpu], "plain_cpu_s": [round(x, 4) for x in plain_cpu],
-        "trainer_steps_per_s": round(sps_t, 1), "plain_steps_per_s": round(sps_p, 1),
-        "steps": args.steps, "reps": args.reps, "device": args.device, "torch_threads": torch.get_num_threads(),
-        "snapshots_per_run": lines, "model": "mlp depth 8 width 128 relu he_normal", "batch_size": 128,
-        "log_every": 10, "smoke": args.smoke,
-    }, args.results_dir)  # fmt: skip
+    print(
+        f"  8x128 ReLU MLP, batch 128, {args.steps} steps, {args.reps} reps each (alternated), "
+        f"device {args.device}, torch threads {torch.get_num_threads()}, {lines} snapshots per run, "
+        f"load {load_before} -> {loadavg()}"
+    )
+    path = write_results(
+        "bench_probes",
+        {
+            "_load_before": load_before,
+            "ratio": round(paired, 4),
+            "target": TARGET,
+            "meets_target": paired <= TARGET,
+            "ratio_of_medians": round(ratio, 4),
+            "cpu_ratio": round(cpu_ratio, 4),
+            "paired_ratio_median": round(paired, 4),
+            "step_median_ratio": round(step_ratio, 4),
+            "snapshot_extra_ms": round(snapshot_ms, 3),
+            "plain_step_ms": round(plain_step_ms, 4),
+            "trainer_s_median": round(t_med, 4),
+            "plain_s_median": round(p_med, 4),
+            "trainer_s": [round(x, 4) for x in trainer_s],
+            "plain_s": [round(x, 4) for x in plain_s],
+            "trainer_cpu_s": [round(x, 4) for x in trainer_cpu],
+            "plain_cpu_s": [round(x, 4) for x in plain_cpu],
+            "trainer_steps_per_s": round(sps_t, 1),
+            "plain_steps_per_s": round(sps_p, 1),
+            "steps": args.steps,
+            "reps": args.reps,
+            "device": args.device,
+            "torch_threads": torch.get_num_threads(),
+            "snapshots_per_run": lines,
+            "model": "mlp depth 8 width 128 relu he_normal",
+            "batch_size": 128,
+            "log_every": 10,
+            "smoke": args.smoke,
+        },
+        args.results_dir,
+    )
     print(f"results: {path}")
     return 0
 

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, loadavg, median, verdict, write_results  # noqa: E402
-from _pty import PtyProcess, term_env, tui_lab_command  # noqa: E402
+from _common import ROOT, loadavg, median, verdict, write_results
+from _pty import PtyProcess, term_env, tui_lab_command
 
 TARGET_S = 0.6
 MARKER = r"tui-lab"
@@ -40,8 +40,7 @@ def first_frame(cmd: list[str], timeout: float = 20.0) -> tuple[float | None, in
 
 def version_time(cmd: list[str]) -> tuple[float, str]:
     t0 = time.perf_counter()
-    out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, env=term_env(), cwd=str(ROOT),
-                         timeout=30)  # fmt: skip
+    out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, env=term_env(), cwd=str(ROOT), timeout=30)
     return time.perf_counter() - t0, (out.stdout or out.stderr).strip()
 
 
@@ -85,19 +84,36 @@ def main(argv: list[str] | None = None) -> int:
     vv = median(versions)
     fl = median(floors)
     meets = bool(frames) and ff <= TARGET_S
-    print(f"startup to first frame: {ff:.3f}s = {ff / TARGET_S:.2f}x the {TARGET_S}s target "
-          f"({verdict(ff, TARGET_S) if frames else 'NO FRAME'})")  # fmt: skip
+    print(
+        f"startup to first frame: {ff:.3f}s = {ff / TARGET_S:.2f}x the {TARGET_S}s target "
+        f"({verdict(ff, TARGET_S) if frames else 'NO FRAME'})"
+    )
     print(f"  tui-lab --version: {vv:.3f}s ({vv / fl:.1f}x a bare `python -c pass`: {fl:.3f}s)")
-    print(f"  command: {' '.join(cmd)}; median of {len(frames)} (failed {failures}); 120x36 pty; "
-          f"{frame_bytes} bytes by the first frame; load {load_before} -> {loadavg()}")  # fmt: skip
-    path = write_results("bench_startup", {
-        "_load_before": load_before,
-        "first_frame_s_median": round(ff, 4) if frames else None, "target_s": TARGET_S, "meets_target": meets,
-        "ratio_to_target": round(ff / TARGET_S, 3) if frames else None,
-        "first_frame_s": [round(x, 4) for x in frames], "failures": failures,
-        "version_s_median": round(vv, 4), "version_s": [round(x, 4) for x in versions], "version": version_text,
-        "python_floor_s": round(fl, 4), "command": cmd, "reps": reps, "terminal": "120x36", "smoke": args.smoke,
-    }, args.results_dir)  # fmt: skip
+    print(
+        f"  command: {' '.join(cmd)}; median of {len(frames)} (failed {failures}); 120x36 pty; "
+        f"{frame_bytes} bytes by the first frame; load {load_before} -> {loadavg()}"
+    )
+    path = write_results(
+        "bench_startup",
+        {
+            "_load_before": load_before,
+            "first_frame_s_median": round(ff, 4) if frames else None,
+            "target_s": TARGET_S,
+            "meets_target": meets,
+            "ratio_to_target": round(ff / TARGET_S, 3) if frames else None,
+            "first_frame_s": [round(x, 4) for x in frames],
+            "failures": failures,
+            "version_s_median": round(vv, 4),
+            "version_s": [round(x, 4) for x in versions],
+            "version": version_text,
+            "python_floor_s": round(fl, 4),
+            "command": cmd,
+            "reps": reps,
+            "terminal": "120x36",
+            "smoke": args.smoke,
+        },
+        args.results_dir,
+    )
     print(f"results: {path}")
     return 0
 

@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, loadavg, median, percentile, verdict, write_results  # noqa: E402
-from _pty import PtyProcess, term_env, tui_lab_command  # noqa: E402
+from _common import ROOT, loadavg, median, percentile, verdict, write_results
+from _pty import PtyProcess, term_env, tui_lab_command
 
 TARGET_P95_MS = 50.0
 TARGET_SPEED = 0.9
@@ -43,18 +43,26 @@ COLS, ROWS = 120, 36
 
 
 def config(steps: int, kind: str = "bench"):
-    from tui_lab.core.config import default_config, with_overrides
+    from tui_lab.core.config import LabConfig, with_overrides
 
     if kind == "tiny":
-        sets = ["model.depth=4", "model.width=32", "data.samples=1000", "train.batch_size=32",
-                "train.eval_every=100"]  # fmt: skip
+        sets = ["model.depth=4", "model.width=32", "data.samples=1000", "train.batch_size=32", "train.eval_every=100"]
     else:
-        sets = ["model.depth=8", "model.width=128", "data.samples=8000", "train.batch_size=128",
-                "train.eval_every=200"]  # fmt: skip
-    return with_overrides(default_config(), [
-        *sets, "model.activation=relu", "model.init=he_normal", "data.name=spiral", "optim.name=sgd",
-        "optim.lr=0.05", f"train.steps={steps}", "train.log_every=10", "train.device=cpu",
-    ])  # fmt: skip
+        sets = ["model.depth=8", "model.width=128", "data.samples=8000", "train.batch_size=128", "train.eval_every=200"]
+    return with_overrides(
+        LabConfig(),
+        [
+            *sets,
+            "model.activation=relu",
+            "model.init=he_normal",
+            "data.name=spiral",
+            "optim.name=sgd",
+            "optim.lr=0.05",
+            f"train.steps={steps}",
+            "train.log_every=10",
+            "train.device=cpu",
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -92,7 +100,7 @@ async def _pilot_latency(presses: int, steps: int) -> dict:
             return True
 
         await pilot.press("r")
-        await until(lambda: app.state == "running" and app.session.bridge.snapshots > 2, 60)
+        await until(lambda: app.lab.state == "running" and app.lab.run.bridge.snapshots > 2, 60)
         await until(lambda: "running" in label(), 5)
         for _ in range(presses):
             for key, word, out in (("p", "paused", lat_p), ("r", "running", lat_r)):
@@ -101,9 +109,9 @@ async def _pilot_latency(presses: int, steps: int) -> dict:
                 press(key)
                 if await until(lambda word=word: word in label()):
                     out.append((time.perf_counter() - t0) * 1000)
-        snaps = app.session.bridge.snapshots
+        snaps = app.lab.run.bridge.snapshots
         await pilot.press("x")
-        await until(lambda: app.state in ("stopped", "completed"), 10)
+        await until(lambda: app.lab.state in ("stopped", "completed"), 10)
     return {"pause_ms": lat_p, "resume_ms": lat_r, "snapshots_meanwhile": snaps}
 
 
@@ -176,12 +184,15 @@ class AppSession:
     def __init__(self, preset: Path, runs: Path):
         self.runs = runs
         runs.mkdir(parents=True, exist_ok=True)
-        self.child = PtyProcess([*tui_lab_command(), "--preset", str(preset)], COLS, ROWS,
-                                env=term_env({"TUI_LAB_RUNS": str(runs)}))  # fmt: skip
+        self.child = PtyProcess(
+            [*tui_lab_command(), "--preset", str(preset)], COLS, ROWS, env=term_env({"TUI_LAB_RUNS": str(runs)})
+        )
         self.first_frame = self.child.wait_for("tui-lab", 30)
         if self.first_frame is None:
             self.child.close()
-            raise SystemExit("the app drew no frame within 30 s:\n" + self.child.buffer[-2000:].decode("utf-8", "replace"))
+            raise SystemExit(
+                "the app drew no frame within 30 s:\n" + self.child.buffer[-2000:].decode("utf-8", "replace")
+            )
         self.child.drain(0.5)
 
     def run_dir(self) -> Path | None:
@@ -269,17 +280,29 @@ def tui_run(cfg, tmp: Path, tag: str, rss_marks: tuple[int, ...] = ()) -> dict:
     window = t_end - (t_first or t_press)
     written = b_end - (b_first if b_first is not None else bytes_at_press)
     return {
-        "elapsed_s": summary["elapsed_s"], "steps": summary["steps"], "bytes": written, "window_s": window,
-        "bytes_per_s": written / window if window > 0 else float("nan"), "idle_bytes_per_s": idle_bytes,
-        "first_frame_s": app.first_frame, "rss_mb": rss, "steps_total": total,
+        "elapsed_s": summary["elapsed_s"],
+        "steps": summary["steps"],
+        "bytes": written,
+        "window_s": window,
+        "bytes_per_s": written / window if window > 0 else float("nan"),
+        "idle_bytes_per_s": idle_bytes,
+        "first_frame_s": app.first_frame,
+        "rss_mb": rss,
+        "steps_total": total,
     }
 
 
 def headless_run(cfg, tmp: Path, tag: str) -> dict:
     preset = _preset_file(cfg, tmp, f"bench-{tag}")
     out = tmp / f"headless-{tag}"
-    proc = subprocess.run([*tui_lab_command(), "run", str(preset), "--out", str(out)], capture_output=True,
-                          text=True, env=term_env(), cwd=str(ROOT), timeout=1800)  # fmt: skip
+    proc = subprocess.run(
+        [*tui_lab_command(), "run", str(preset), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=term_env(),
+        cwd=str(ROOT),
+        timeout=1800,
+    )
     summary = _summary(out)
     if proc.returncode != 0 or summary.get("status") != "completed":
         raise SystemExit(f"headless run failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -296,8 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3, help="TUI and headless runs each (alternated)")
     p.add_argument("--mem-steps", type=int, default=50_000)
     p.add_argument("--early", type=int, default=2_000)
-    p.add_argument("--only", default="latency,pty_latency,speed,memory",
-                   help="comma-separated subset of latency,pty_latency,speed,memory")  # fmt: skip
+    p.add_argument(
+        "--only",
+        default="latency,pty_latency,speed,memory",
+        help="comma-separated subset of latency,pty_latency,speed,memory",
+    )
     p.add_argument("--smoke", action="store_true", help="seconds, not minutes: keeps the benchmark runnable")
     p.add_argument("--results-dir", type=Path, default=None)
     args = p.parse_args(argv)
@@ -305,8 +331,12 @@ def main(argv: list[str] | None = None) -> int:
         args.presses, args.speed_steps, args.reps, args.mem_steps, args.early = 2, 200, 1, 600, 200
     parts = {s.strip() for s in args.only.split(",") if s.strip()}
     load_before = loadavg()
-    results: dict = {"_load_before": load_before, "smoke": args.smoke, "terminal": f"{COLS}x{ROWS}",
-                     "command": tui_lab_command()}  # fmt: skip
+    results: dict = {
+        "_load_before": load_before,
+        "smoke": args.smoke,
+        "terminal": f"{COLS}x{ROWS}",
+        "command": tui_lab_command(),
+    }
     lines: list[str] = []
 
     if "latency" in parts:
@@ -315,14 +345,21 @@ def main(argv: list[str] | None = None) -> int:
         allms = lat["pause_ms"] + lat["resume_ms"]
         p50, p95 = percentile(allms, 50), percentile(allms, 95)
         results["latency"] = {
-            "p50_ms": round(p50, 2), "p95_ms": round(p95, 2), "target_p95_ms": TARGET_P95_MS,
-            "meets_target": p95 <= TARGET_P95_MS, "presses": len(allms), "max_ms": round(max(allms), 2),
-            "pause_ms": [round(x, 2) for x in lat["pause_ms"]], "resume_ms": [round(x, 2) for x in lat["resume_ms"]],
+            "p50_ms": round(p50, 2),
+            "p95_ms": round(p95, 2),
+            "target_p95_ms": TARGET_P95_MS,
+            "meets_target": p95 <= TARGET_P95_MS,
+            "presses": len(allms),
+            "max_ms": round(max(allms), 2),
+            "pause_ms": [round(x, 2) for x in lat["pause_ms"]],
+            "resume_ms": [round(x, 2) for x in lat["resume_ms"]],
             "method": "Pilot (run_test 120x36): press -> status label reads paused/running, while training",
-        }  # fmt: skip
-        lines.append(f"key -> state label (Pilot): p95 {p95:.1f} ms = {p95 / TARGET_P95_MS:.2f}x the "
-                     f"{TARGET_P95_MS:.0f} ms target ({verdict(p95, TARGET_P95_MS)}); p50 {p50:.1f} ms; "
-                     f"{len(allms)} presses")  # fmt: skip
+        }
+        lines.append(
+            f"key -> state label (Pilot): p95 {p95:.1f} ms = {p95 / TARGET_P95_MS:.2f}x the "
+            f"{TARGET_P95_MS:.0f} ms target ({verdict(p95, TARGET_P95_MS)}); p50 {p50:.1f} ms; "
+            f"{len(allms)} presses"
+        )
         print(lines[-1], flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmpname:
@@ -332,14 +369,19 @@ def main(argv: list[str] | None = None) -> int:
             allms = lat["pause_ms"] + lat["resume_ms"]
             p50, p95 = percentile(allms, 50), percentile(allms, 95)
             results["pty_latency"] = {
-                "p50_ms": round(p50, 2), "p95_ms": round(p95, 2), "target_p95_ms": TARGET_P95_MS,
-                "meets_target": p95 <= TARGET_P95_MS, "presses": len(allms),
+                "p50_ms": round(p50, 2),
+                "p95_ms": round(p95, 2),
+                "target_p95_ms": TARGET_P95_MS,
+                "meets_target": p95 <= TARGET_P95_MS,
+                "presses": len(allms),
                 "pause_ms": [round(x, 2) for x in lat["pause_ms"]],
                 "resume_ms": [round(x, 2) for x in lat["resume_ms"]],
                 "method": "tui-lab in a 120x36 pty: key written -> terminal receives text paused/running",
-            }  # fmt: skip
-            lines.append(f"key -> screen (real app in a pty): p95 {p95:.1f} ms = {p95 / TARGET_P95_MS:.2f}x "
-                         f"the target; p50 {p50:.1f} ms; {len(allms)} presses")  # fmt: skip
+            }
+            lines.append(
+                f"key -> screen (real app in a pty): p95 {p95:.1f} ms = {p95 / TARGET_P95_MS:.2f}x "
+                f"the target; p50 {p50:.1f} ms; {len(allms)} presses"
+            )
             print(lines[-1], flush=True)
 
         if "speed" in parts:
@@ -352,31 +394,47 @@ def main(argv: list[str] | None = None) -> int:
                         tui.append(tui_run(cfg, tmp, f"speed-tui-{rep}"))
                     else:
                         head.append(headless_run(cfg, tmp, f"speed-head-{rep}"))
-                print(f"  rep {rep + 1}/{args.reps}: TUI {tui[-1]['elapsed_s']:.2f}s "
-                      f"({tui[-1]['bytes_per_s'] / 1024:.1f} KB/s to the terminal), headless "
-                      f"{head[-1]['elapsed_s']:.2f}s", flush=True)  # fmt: skip
+                print(
+                    f"  rep {rep + 1}/{args.reps}: TUI {tui[-1]['elapsed_s']:.2f}s "
+                    f"({tui[-1]['bytes_per_s'] / 1024:.1f} KB/s to the terminal), headless "
+                    f"{head[-1]['elapsed_s']:.2f}s",
+                    flush=True,
+                )
             t_med = median([r["elapsed_s"] for r in tui])
             h_med = median([r["elapsed_s"] for r in head])
             speed = h_med / t_med
             kbps = median([r["bytes_per_s"] for r in tui]) / 1024
             idle = median([r["idle_bytes_per_s"] for r in tui]) / 1024
             results["speed"] = {
-                "tui_vs_headless": round(speed, 4), "target": TARGET_SPEED, "meets_target": speed >= TARGET_SPEED,
-                "tui_s_median": round(t_med, 3), "headless_s_median": round(h_med, 3),
-                "tui_s": [r["elapsed_s"] for r in tui], "headless_s": [r["elapsed_s"] for r in head],
-                "steps": args.speed_steps, "reps": args.reps, "model": "mlp 8x128 relu, batch 128, log_every 10",
-            }  # fmt: skip
+                "tui_vs_headless": round(speed, 4),
+                "target": TARGET_SPEED,
+                "meets_target": speed >= TARGET_SPEED,
+                "tui_s_median": round(t_med, 3),
+                "headless_s_median": round(h_med, 3),
+                "tui_s": [r["elapsed_s"] for r in tui],
+                "headless_s": [r["elapsed_s"] for r in head],
+                "steps": args.speed_steps,
+                "reps": args.reps,
+                "model": "mlp 8x128 relu, batch 128, log_every 10",
+            }
             results["bandwidth"] = {
-                "kb_per_s": round(kbps, 2), "target_kb_per_s": TARGET_KBPS, "meets_target": kbps <= TARGET_KBPS,
-                "idle_kb_per_s": round(idle, 3), "per_run_kb_per_s": [round(r["bytes_per_s"] / 1024, 2) for r in tui],
+                "kb_per_s": round(kbps, 2),
+                "target_kb_per_s": TARGET_KBPS,
+                "meets_target": kbps <= TARGET_KBPS,
+                "idle_kb_per_s": round(idle, 3),
+                "per_run_kb_per_s": [round(r["bytes_per_s"] / 1024, 2) for r in tui],
                 "windows_s": [round(r["window_s"], 2) for r in tui],
-            }  # fmt: skip
-            lines.append(f"TUI training speed: {speed:.3f}x headless (target >= {TARGET_SPEED}x: "
-                         f"{verdict(speed, TARGET_SPEED, higher_is_better=True)}); {t_med:.2f}s vs {h_med:.2f}s for "
-                         f"{args.speed_steps} steps")  # fmt: skip
+            }
+            lines.append(
+                f"TUI training speed: {speed:.3f}x headless (target >= {TARGET_SPEED}x: "
+                f"{verdict(speed, TARGET_SPEED, higher_is_better=True)}); {t_med:.2f}s vs {h_med:.2f}s for "
+                f"{args.speed_steps} steps"
+            )
             print(lines[-1], flush=True)
-            lines.append(f"terminal bandwidth while training: {kbps:.1f} KB/s = {kbps / TARGET_KBPS:.2f}x the "
-                         f"{TARGET_KBPS:.0f} KB/s budget ({verdict(kbps, TARGET_KBPS)}); idle {idle:.2f} KB/s")  # fmt: skip
+            lines.append(
+                f"terminal bandwidth while training: {kbps:.1f} KB/s = {kbps / TARGET_KBPS:.2f}x the "
+                f"{TARGET_KBPS:.0f} KB/s budget ({verdict(kbps, TARGET_KBPS)}); idle {idle:.2f} KB/s"
+            )
             print(lines[-1], flush=True)
 
         if "memory" in parts:
@@ -384,14 +442,22 @@ def main(argv: list[str] | None = None) -> int:
             early, late = r["rss_mb"][args.early], r["rss_mb"][args.mem_steps]
             growth = late - early
             results["memory"] = {
-                "rss_growth_mb": round(growth, 2), "target_mb": TARGET_MB, "meets_target": growth <= TARGET_MB,
-                "rss_early_mb": round(early, 2), "rss_late_mb": round(late, 2), "early_step": args.early,
-                "steps": args.mem_steps, "elapsed_s": r["elapsed_s"], "kb_per_s": round(r["bytes_per_s"] / 1024, 2),
+                "rss_growth_mb": round(growth, 2),
+                "target_mb": TARGET_MB,
+                "meets_target": growth <= TARGET_MB,
+                "rss_early_mb": round(early, 2),
+                "rss_late_mb": round(late, 2),
+                "early_step": args.early,
+                "steps": args.mem_steps,
+                "elapsed_s": r["elapsed_s"],
+                "kb_per_s": round(r["bytes_per_s"] / 1024, 2),
                 "model": "mlp 4x32 relu, batch 32, log_every 10",
-            }  # fmt: skip
-            lines.append(f"TUI RSS growth {args.early} -> {args.mem_steps} steps: {growth:+.1f} MB = "
-                         f"{growth / TARGET_MB:.2f}x the {TARGET_MB:.0f} MB budget ({verdict(growth, TARGET_MB)}); "
-                         f"{early:.1f} -> {late:.1f} MB; {r['bytes_per_s'] / 1024:.1f} KB/s to the terminal")  # fmt: skip
+            }
+            lines.append(
+                f"TUI RSS growth {args.early} -> {args.mem_steps} steps: {growth:+.1f} MB = "
+                f"{growth / TARGET_MB:.2f}x the {TARGET_MB:.0f} MB budget ({verdict(growth, TARGET_MB)}); "
+                f"{early:.1f} -> {late:.1f} MB; {r['bytes_per_s'] / 1024:.1f} KB/s to the terminal"
+            )
             print(lines[-1], flush=True)
 
     print()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 BENCH = ROOT / "benchmarks"
 COMMON = {"benchmark", "date", "machine", "load_before", "load_after"}
 
@@ -25,13 +26,17 @@ def run_bench(name: str, tmp_path: Path, *extra: str, timeout: int = 300) -> dic
     env.pop("NO_COLOR", None)
     proc = subprocess.run(
         [sys.executable, str(BENCH / f"{name}.py"), "--smoke", "--results-dir", str(tmp_path), *extra],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     path = tmp_path / f"{name}.json"
     assert path.is_file(), proc.stdout
     data = json.loads(path.read_text())
-    assert COMMON <= set(data), sorted(data)
+    assert set(data) >= COMMON, sorted(data)
     assert data["benchmark"] == name and data["smoke"] is True
     assert "results:" in proc.stdout
     return data
@@ -39,8 +44,19 @@ def run_bench(name: str, tmp_path: Path, *extra: str, timeout: int = 300) -> dic
 
 def test_bench_probes_smoke(tmp_path):
     data = run_bench("bench_probes", tmp_path)
-    for key in ("ratio", "target", "meets_target", "cpu_ratio", "trainer_s_median", "plain_s_median",
-                "trainer_s", "plain_s", "steps", "reps", "snapshots_per_run"):  # fmt: skip
+    for key in (
+        "ratio",
+        "target",
+        "meets_target",
+        "cpu_ratio",
+        "trainer_s_median",
+        "plain_s_median",
+        "trainer_s",
+        "plain_s",
+        "steps",
+        "reps",
+        "snapshots_per_run",
+    ):
         assert key in data, key
     assert data["ratio"] > 0 and data["snapshots_per_run"] >= 4
     assert len(data["trainer_s"]) == len(data["plain_s"]) == data["reps"]
@@ -48,8 +64,18 @@ def test_bench_probes_smoke(tmp_path):
 
 def test_bench_memory_smoke(tmp_path):
     data = run_bench("bench_memory", tmp_path)
-    for key in ("rss_growth_mb", "target_mb", "meets_target", "rss_early_mb", "rss_late_mb", "metrics_bytes",
-                "metrics_linearity", "samples", "steps", "early_step"):  # fmt: skip
+    for key in (
+        "rss_growth_mb",
+        "target_mb",
+        "meets_target",
+        "rss_early_mb",
+        "rss_late_mb",
+        "metrics_bytes",
+        "metrics_linearity",
+        "samples",
+        "steps",
+        "early_step",
+    ):
         assert key in data, key
     assert data["rss_late_mb"] > 0 and data["metrics_bytes"] > 0
 
@@ -57,8 +83,16 @@ def test_bench_memory_smoke(tmp_path):
 @needs_pty
 def test_bench_startup_smoke(tmp_path):
     data = run_bench("bench_startup", tmp_path)
-    for key in ("first_frame_s_median", "target_s", "meets_target", "first_frame_s", "version_s_median",
-                "version", "command", "failures"):  # fmt: skip
+    for key in (
+        "first_frame_s_median",
+        "target_s",
+        "meets_target",
+        "first_frame_s",
+        "version_s_median",
+        "version",
+        "command",
+        "failures",
+    ):
         assert key in data, key
     assert data["failures"] == 0 and data["first_frame_s_median"] > 0
     assert data["version"]

@@ -1,8 +1,8 @@
 """The command line: exit codes, one-line messages, start-up cost, and what it hands to the engine and the UI.
 
 Most tests run `python -m tui_lab` in a subprocess, as a user would. The hand-over tests call `main()` in
-process with fake `tui_lab.headless`, `tui_lab.sweep` and `tui_lab.ui.app` modules, so they check the CLI's
-side of those contracts without training or opening a screen.
+process with fake `run_headless`, `run_sweep` and `run_app` entry points, so they check the CLI's side of
+those contracts without training or opening a screen.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from tui_lab.core.config import LabConfig
 from tui_lab.core.errors import UserError
 from tui_lab.core.presets import bundled_dir
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 
 
 @pytest.fixture
@@ -43,8 +42,13 @@ def cli(user_presets, tmp_path):
         env.pop("TUI_LAB_DEBUG", None)
         return subprocess.run(
             [sys.executable, "-m", "tui_lab", *args],
-            cwd=kwargs.pop("cwd", tmp_path), env=env, capture_output=True, text=True, timeout=60, **kwargs,
-        )  # fmt: skip
+            cwd=kwargs.pop("cwd", tmp_path),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            **kwargs,
+        )
 
     return run
 
@@ -82,15 +86,18 @@ def test_version_imports_nothing_heavy():
         "print(rc, heavy)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "0 []"
 
 
 def test_version_is_fast(cli):
-    # Best of three, so a busy machine does not make it flaky; the bar is DESIGN's "well under 0.5 s".
+    # Best of three, so a busy machine does not make it flaky; the bar is "well under 0.5 s".
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
@@ -166,9 +173,13 @@ def test_presets_into_a_closed_pipe_is_quiet(user_presets):
     os.close(read_end)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "tui_lab", "presets"], stdout=write_end, stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True, timeout=60,
-        )  # fmt: skip
+            [sys.executable, "-m", "tui_lab", "presets"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            text=True,
+            timeout=60,
+        )
     finally:
         os.close(write_end)
     assert proc.stderr == ""
@@ -238,9 +249,17 @@ def test_bad_run_arguments(cli, ok_toml, args, fragments):
 
 @pytest.mark.parametrize(
     "args",
-    [["--bogus"], ["run"], ["run", "x.toml", "--bogus"], ["frobnicate"], ["--preset", "x.toml", "run", "y.toml"],
-     ["presets", "--set", "a=1"], ["--set", "a=1", "presets"], ["sweep", "x.toml", "--jobs", "many"]],
-)  # fmt: skip
+    [
+        ["--bogus"],
+        ["run"],
+        ["run", "x.toml", "--bogus"],
+        ["frobnicate"],
+        ["--preset", "x.toml", "run", "y.toml"],
+        ["presets", "--set", "a=1"],
+        ["--set", "a=1", "presets"],
+        ["sweep", "x.toml", "--jobs", "many"],
+    ],
+)
 def test_bad_arguments_give_usage(cli, args):
     proc = cli(*args)
     assert proc.returncode == 2
@@ -303,20 +322,39 @@ class FakeEntryPoints:
 
 @pytest.fixture
 def calls(monkeypatch, user_presets) -> FakeEntryPoints:
+    """The three entry points replaced in their (real) modules; the sweep's own grid parsing stays real."""
     fakes = FakeEntryPoints()
-    for module, func in (("tui_lab.headless", "run_headless"), ("tui_lab.sweep", "run_sweep"),
-                         ("tui_lab.ui.app", "run_app")):  # fmt: skip
-        fake_module = types.ModuleType(module)
-        setattr(fake_module, func, fakes.entry(func))
-        monkeypatch.setitem(sys.modules, module, fake_module)
+    for module, func in (
+        ("tui_lab.headless", "run_headless"),
+        ("tui_lab.sweep", "run_sweep"),
+        ("tui_lab.ui.app", "run_app"),
+    ):
+        monkeypatch.setattr(f"{module}.{func}", fakes.entry(func))
     return fakes
 
 
 def test_run_hands_over_a_validated_config(calls, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "exp.toml").write_text('[model]\ndepth = 4\n', encoding="utf-8")
-    code = main(["run", "exp.toml", "--set", "model.activation=relu", "--steps", "50", "--seed", "7",
-                 "--device", "cpu", "--out", "runs/a", "--force", "--lang", "pt"])  # fmt: skip
+    (tmp_path / "exp.toml").write_text("[model]\ndepth = 4\n", encoding="utf-8")
+    code = main(
+        [
+            "run",
+            "exp.toml",
+            "--set",
+            "model.activation=relu",
+            "--steps",
+            "50",
+            "--seed",
+            "7",
+            "--device",
+            "cpu",
+            "--out",
+            "runs/a",
+            "--force",
+            "--lang",
+            "pt",
+        ]
+    )
     assert code == 0
     func, args, kwargs = calls.only()
     assert func == "run_headless"
@@ -324,8 +362,12 @@ def test_run_hands_over_a_validated_config(calls, tmp_path, monkeypatch):
     assert name == "exp"
     assert isinstance(cfg, LabConfig)
     assert (cfg.model.depth, cfg.model.activation, cfg.train.steps, cfg.seed, cfg.train.device) == (
-        4, "relu", 50, 7, "cpu"
-    )  # fmt: skip
+        4,
+        "relu",
+        50,
+        7,
+        "cpu",
+    )
     assert kwargs == {"out": Path("runs/a"), "force": True, "lang": "pt"}
 
 
@@ -398,8 +440,22 @@ def test_ctrl_c_outside_a_run(calls, tmp_path, monkeypatch, capsys):
 def test_sweep_hands_over_grid(calls, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "exp.toml").write_text("", encoding="utf-8")
-    code = main(["sweep", "exp.toml", "--grid", "model.activation=sigmoid, tanh,relu",
-                 "--grid", "model.init=default,he_normal", "--steps", "30", "--jobs", "3", "--out", "sw"])  # fmt: skip
+    code = main(
+        [
+            "sweep",
+            "exp.toml",
+            "--grid",
+            "model.activation=sigmoid, tanh,relu",
+            "--grid",
+            "model.init=default,he_normal",
+            "--steps",
+            "30",
+            "--jobs",
+            "3",
+            "--out",
+            "sw",
+        ]
+    )
     assert code == 0
     func, (name, cfg), kwargs = calls.only()
     assert func == "run_sweep"

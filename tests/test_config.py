@@ -9,7 +9,6 @@ import pytest
 from tui_lab.core.config import (
     LabConfig,
     config_to_dict,
-    default_config,
     dumps_config,
     load_config,
     loads_config,
@@ -20,17 +19,25 @@ from tui_lab.core.presets import bundled_dir
 
 BUNDLED = sorted(bundled_dir().glob("*.toml"))
 
-# DESIGN.md §4, key by key.
+# The README's configuration sample, key by key.
 DOCUMENTED_DEFAULTS = {
     "title": "",
     "lesson": "",
     "seed": 0,
-    "model": {"arch": "mlp", "depth": 10, "width": 64, "activation": "sigmoid", "init": "default",
-              "init_scale": 0.01, "norm": "none", "dropout": 0.0},
+    "model": {
+        "arch": "mlp",
+        "depth": 10,
+        "width": 64,
+        "activation": "sigmoid",
+        "init": "default",
+        "init_scale": 0.01,
+        "norm": "none",
+        "dropout": 0.0,
+    },
     "data": {"name": "spiral", "samples": 2000, "noise": 0.1, "seq_len": 50},
     "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "l1": 0.0, "clip_norm": 0.0},
     "train": {"steps": 2000, "batch_size": 64, "log_every": 10, "eval_every": 100, "device": "auto"},
-}  # fmt: skip
+}
 # Keys the schema has beyond the documented ones; listed here so that adding one is a deliberate act.
 EXTRA_DEFAULTS = {"data": {"classes": 3, "val_fraction": 0.2}}
 
@@ -53,7 +60,7 @@ def load_error(tmp_path: Path, text: str, name: str = "x.toml") -> str:
 
 
 def test_defaults_are_the_documented_ones():
-    data = config_to_dict(default_config())
+    data = config_to_dict(LabConfig())
     for key, value in DOCUMENTED_DEFAULTS.items():
         if isinstance(value, dict):
             expected = {**value, **EXTRA_DEFAULTS.get(key, {})}
@@ -65,7 +72,7 @@ def test_defaults_are_the_documented_ones():
 
 
 def test_empty_file_is_the_defaults(tmp_path):
-    assert load_config(write(tmp_path, "")) == default_config()
+    assert load_config(write(tmp_path, "")) == LabConfig()
 
 
 def test_partial_file_merges_over_defaults(tmp_path):
@@ -74,7 +81,7 @@ def test_partial_file_merges_over_defaults(tmp_path):
     assert cfg.model.depth == 3
     assert cfg.optim.name == "adam"
     # Everything not named keeps its default, including the rest of a named section.
-    expected = config_to_dict(default_config())
+    expected = config_to_dict(LabConfig())
     expected["title"] = "t"
     expected["model"]["depth"] = 3
     expected["optim"]["name"] = "adam"
@@ -202,8 +209,8 @@ def test_aliases(tmp_path, key, typed, canonical):
 
 
 def test_dump_round_trips_defaults():
-    text = dumps_config(default_config())
-    assert loads_config(text) == default_config()
+    text = dumps_config(LabConfig())
+    assert loads_config(text) == LabConfig()
     assert dumps_config(loads_config(text)) == text
 
 
@@ -217,7 +224,7 @@ def test_dump_round_trips_every_bundled_preset(path):
 
 
 def test_dump_round_trips_awkward_strings():
-    cfg = default_config().model_copy(
+    cfg = LabConfig().model_copy(
         update={
             "title": 'quotes " and \\ backslash \t tab, ünïcode ∇',
             "lesson": 'line one\n  "indented"\n\nends with a quote"',
@@ -235,60 +242,60 @@ def test_dump_round_trips_awkward_strings():
 
 
 def test_overrides_coerce_types():
-    cfg = with_overrides(default_config(), ["model.depth=20", "optim.lr=1e-3", "model.activation=relu"])
+    cfg = with_overrides(LabConfig(), ["model.depth=20", "optim.lr=1e-3", "model.activation=relu"])
     assert cfg.model.depth == 20 and type(cfg.model.depth) is int
     assert cfg.optim.lr == 1e-3 and type(cfg.optim.lr) is float
     assert cfg.model.activation == "relu"
 
 
 def test_override_integer_for_float_key():
-    cfg = with_overrides(default_config(), ["optim.lr=1"])
+    cfg = with_overrides(LabConfig(), ["optim.lr=1"])
     assert cfg.optim.lr == 1.0
 
 
 def test_override_accepts_quoted_strings_and_device_names():
-    cfg = with_overrides(default_config(), ['title="my run"', "train.device=cuda:1", "model.init=glorot_uniform"])
+    cfg = with_overrides(LabConfig(), ['title="my run"', "train.device=cuda:1", "model.init=glorot_uniform"])
     assert cfg.title == "my run"
     assert cfg.train.device == "cuda:1"
     assert cfg.model.init == "xavier_uniform"
 
 
 def test_overrides_leave_the_original_alone():
-    base = default_config()
+    base = LabConfig()
     with_overrides(base, ["model.depth=20"])
     assert base.model.depth == 10
 
 
 def test_later_override_wins():
-    assert with_overrides(default_config(), ["model.depth=3", "model.depth=4"]).model.depth == 4
+    assert with_overrides(LabConfig(), ["model.depth=3", "model.depth=4"]).model.depth == 4
 
 
 def test_unknown_override_key():
     with pytest.raises(ConfigError) as info:
-        with_overrides(default_config(), ["model.dept=3"])
+        with_overrides(LabConfig(), ["model.dept=3"])
     assert_one_line(str(info.value), "--set", "model.dept", "did you mean depth?")
 
 
 def test_override_value_is_validated():
     with pytest.raises(ConfigError) as info:
-        with_overrides(default_config(), ["model.depth=x"])
+        with_overrides(LabConfig(), ["model.depth=x"])
     assert_one_line(str(info.value), "--set", 'model.depth = "x"', "an integer")
 
 
 def test_override_into_a_plain_value():
     with pytest.raises(ConfigError, match="title is not a table"):
-        with_overrides(default_config(), ["title.x=1"])
+        with_overrides(LabConfig(), ["title.x=1"])
 
 
 @pytest.mark.parametrize("item", ["foo", "=3", "model.=3", ".depth=3", "model..depth=3"])
 def test_malformed_override(item):
     with pytest.raises(UserError, match="expected KEY=VALUE"):
-        with_overrides(default_config(), [item])
+        with_overrides(LabConfig(), [item])
 
 
 def test_override_source_is_named():
     with pytest.raises(ConfigError) as info:
-        with_overrides(default_config(), ["train.steps=-5"], source="--steps")
+        with_overrides(LabConfig(), ["train.steps=-5"], source="--steps")
     assert str(info.value).startswith("--steps: train.steps = -5 is out of range")
 
 
@@ -303,9 +310,9 @@ def test_lab_config_helpers():
 
 
 def test_batch_norm_with_a_batch_of_one_is_refused_with_the_reason():
-    from tui_lab.core.config import default_config, with_overrides
+    from tui_lab.core.config import LabConfig, with_overrides
     from tui_lab.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"batch_size >= 2"):
-        with_overrides(default_config(), ["model.norm=batch_pre", "train.batch_size=1"])
-    with_overrides(default_config(), ["model.norm=layer", "train.batch_size=1"])  # LayerNorm is fine
+        with_overrides(LabConfig(), ["model.norm=batch_pre", "train.batch_size=1"])
+    with_overrides(LabConfig(), ["model.norm=layer", "train.batch_size=1"])  # LayerNorm is fine

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from tui_lab.core.config import (
     SECTIONS,
     LabConfig,
-    default_config,
     dumps_config,
     loads_config,
     with_overrides,
@@ -24,7 +23,7 @@ from tui_lab.core.errors import UserError
 from tui_lab.core.presets import bundled_dir
 
 SOURCE = "fuzz.toml"
-SEEDS = [dumps_config(default_config())] + [
+SEEDS = [dumps_config(LabConfig())] + [
     path.read_text(encoding="utf-8") for path in sorted(bundled_dir().glob("*.toml"))
 ]
 KEYS = ["title", "lesson", "seed", "translations", "translations.pt.title"] + [
@@ -110,18 +109,24 @@ def test_any_mutation_of_a_valid_file_is_valid_or_a_config_error(text):
 
 
 @FUZZ
-@given(st.lists(st.one_of(
-    st.builds(lambda k, v: f"{k}={v}", key_name, toml_scalar),
-    st.builds(lambda k, v: f"{k}={v}", key_name, st.text(max_size=10)),
-    st.text(max_size=20),
-), min_size=1, max_size=3))  # fmt: skip
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(lambda k, v: f"{k}={v}", key_name, toml_scalar),
+            st.builds(lambda k, v: f"{k}={v}", key_name, st.text(max_size=10)),
+            st.text(max_size=20),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_any_override_is_valid_or_a_user_error(items):
-    check_outcome(lambda: with_overrides(default_config(), items))
+    check_outcome(lambda: with_overrides(LabConfig(), items))
 
 
 @FUZZ
 @given(st.text(), st.text())
 def test_any_title_and_lesson_round_trip(title, lesson):
-    cfg = default_config().model_copy(update={"title": title, "lesson": lesson})
+    cfg = LabConfig().model_copy(update={"title": title, "lesson": lesson})
     again = loads_config(dumps_config(cfg))
     assert (again.title, again.lesson) == (title, lesson)

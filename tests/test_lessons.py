@@ -29,10 +29,24 @@ PRESET_NAMES = [p.stem for p in PRESET_FILES]
 
 # The lessons the curriculum needs (issue 5), plus the comparison preset the design names.
 REQUIRED = [
-    "deep-sigmoid", "relu-he", "xavier-tanh", "small-random-init", "he-vs-xavier-deep", "batchnorm-rescue",
-    "dead-relu", "leaky-relu-fix", "exploding", "exploding-clipped", "rnn-vanishing", "lstm-remembers", "gru",
-    "rnn-vs-lstm", "optimizers", "residual-deep", "cnn-digits",
-]  # fmt: skip
+    "deep-sigmoid",
+    "relu-he",
+    "xavier-tanh",
+    "small-random-init",
+    "he-vs-xavier-deep",
+    "batchnorm-rescue",
+    "dead-relu",
+    "leaky-relu-fix",
+    "exploding",
+    "exploding-clipped",
+    "rnn-vanishing",
+    "lstm-remembers",
+    "gru",
+    "rnn-vs-lstm",
+    "optimizers",
+    "residual-deep",
+    "cnn-digits",
+]
 
 LN3 = math.log(3)  # cross-entropy of a uniform guess over the spiral's three classes
 ADDING_FLOOR = 1 / 6  # MSE of always predicting the mean sum on the adding problem
@@ -130,6 +144,7 @@ def test_compared_lessons_differ_only_in_what_they_teach(a: str, b: str, allowed
 # ---------------------------------------------------------------------------------------------------------
 # The runs.
 
+
 @dataclass
 class Run:
     status: str
@@ -164,7 +179,7 @@ class Run:
         return max(max(layer.dead_frac or 0.0 for layer in s.layers[:-1]) for s in self.snaps if s.layers)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run(name: str, *overrides: str) -> Run:
     from tui_lab.core.trainer import Trainer  # imports torch
 
@@ -317,8 +332,10 @@ def test_rnn_vs_lstm_starts_as_the_rnn_and_switches_to_the_lstm_lesson():
 def test_momentum_and_adam_beat_plain_sgd_on_the_same_net():
     steps = "train.steps=300"
     assert preset("optimizers").optim.name == "sgd"
-    losses = {name: run("optimizers", steps, f"optim.name={name}").final_val_loss
-              for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")}  # fmt: skip
+    losses = {
+        name: run("optimizers", steps, f"optim.name={name}").final_val_loss
+        for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+    }
     assert all(math.isfinite(v) for v in losses.values()), losses
     assert losses["momentum"] < losses["sgd"] / 3, losses  # measured 0.48 vs 0.02
     assert losses["nesterov"] < losses["sgd"] / 3, losses

@@ -15,12 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui_lab.core.config import ACTIVATIONS, INITS, NORMS, OPTIMIZERS, default_config, with_overrides
+from tui_lab.core.choices import CHOICES
+from tui_lab.core.config import LabConfig, with_overrides
 from tui_lab.core.errors import ConfigError, UserError
 from tui_lab.core.runlog import RunLog, dumps_strict, read_metrics, read_summary
 from tui_lab.core.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 
 
 def strict_loads(text: str):
@@ -30,8 +31,18 @@ def strict_loads(text: str):
 # ---------------------------------------------------------------------------------------------------------
 # Any valid configuration trains (or diverges): never `failed`. Any invalid one is a ConfigError.
 
-ARCH_DATA = [("mlp", "spiral"), ("mlp", "xor"), ("resmlp", "moons"), ("mlp", "digits"), ("cnn", "digits"),
-             ("rnn", "adding"), ("lstm", "copy"), ("gru", "adding"), ("resmlp", "gaussians"), ("mlp", "circles")]  # fmt: skip
+ARCH_DATA = [
+    ("mlp", "spiral"),
+    ("mlp", "xor"),
+    ("resmlp", "moons"),
+    ("mlp", "digits"),
+    ("cnn", "digits"),
+    ("rnn", "adding"),
+    ("lstm", "copy"),
+    ("gru", "adding"),
+    ("resmlp", "gaussians"),
+    ("mlp", "circles"),
+]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -39,10 +50,10 @@ ARCH_DATA = [("mlp", "spiral"), ("mlp", "xor"), ("resmlp", "moons"), ("mlp", "di
     arch_data=st.sampled_from(ARCH_DATA),
     depth=st.integers(1, 6),
     width=st.integers(1, 24),
-    activation=st.sampled_from(ACTIVATIONS),
-    init=st.sampled_from(INITS),
-    norm=st.sampled_from(NORMS),
-    optim=st.sampled_from(OPTIMIZERS),
+    activation=st.sampled_from(CHOICES["activation"]),
+    init=st.sampled_from(CHOICES["init"]),
+    norm=st.sampled_from(CHOICES["norm"]),
+    optim=st.sampled_from(CHOICES["optim"]),
     lr=st.floats(1e-6, 100, allow_nan=False),
     clip=st.sampled_from([0.0, 0.5, 10.0]),
     dropout=st.sampled_from([0.0, 0.5]),
@@ -50,18 +61,32 @@ ARCH_DATA = [("mlp", "spiral"), ("mlp", "xor"), ("resmlp", "moons"), ("mlp", "di
     batch=st.integers(1, 70),
     seq_len=st.integers(2, 8),
 )
-def test_any_valid_configuration_trains_or_diverges(arch_data, depth, width, activation, init, norm, optim, lr,
-                                                    clip, dropout, l1, batch, seq_len):  # fmt: skip
+def test_any_valid_configuration_trains_or_diverges(
+    arch_data, depth, width, activation, init, norm, optim, lr, clip, dropout, l1, batch, seq_len
+):
     arch, data = arch_data
     overrides = [
-        f"model.arch={arch}", f"data.name={data}", f"model.depth={depth}", f"model.width={width}",
-        f"model.activation={activation}", f"model.init={init}", f"model.norm={norm}", f"optim.name={optim}",
-        f"optim.lr={lr!r}", f"optim.clip_norm={clip}", f"model.dropout={dropout}", f"optim.l1={l1}",
-        f"train.batch_size={batch}", f"data.seq_len={seq_len}", "data.samples=40", "train.steps=3",
-        "train.log_every=1", "train.eval_every=2",
-    ]  # fmt: skip
+        f"model.arch={arch}",
+        f"data.name={data}",
+        f"model.depth={depth}",
+        f"model.width={width}",
+        f"model.activation={activation}",
+        f"model.init={init}",
+        f"model.norm={norm}",
+        f"optim.name={optim}",
+        f"optim.lr={lr!r}",
+        f"optim.clip_norm={clip}",
+        f"model.dropout={dropout}",
+        f"optim.l1={l1}",
+        f"train.batch_size={batch}",
+        f"data.seq_len={seq_len}",
+        "data.samples=40",
+        "train.steps=3",
+        "train.log_every=1",
+        "train.eval_every=2",
+    ]
     try:
-        cfg = with_overrides(default_config(), overrides)
+        cfg = with_overrides(LabConfig(), overrides)
     except ConfigError as exc:  # e.g. batch norm on a recurrent model: refused with a reason
         assert "model.norm" in str(exc) or "data.name" in str(exc)
         assert "\n" not in str(exc) or all(line.startswith("--set: ") for line in str(exc).splitlines())
@@ -96,7 +121,7 @@ def test_an_unwritable_out_directory_is_a_clear_error(tmp_path):
 
 def test_paths_with_spaces_and_non_ascii_characters(tmp_path):
     d = tmp_path / "my runs" / "ação ñ 実験"
-    cfg = with_overrides(default_config(), ["train.steps=3", "model.depth=2", 'title="Ação: gradientes"'])
+    cfg = with_overrides(LabConfig(), ["train.steps=3", "model.depth=2", 'title="Ação: gradientes"'])
     result = Trainer(cfg, sinks=[RunLog(d)]).run()
     assert result.status == "completed"
     assert read_summary(d)["status"] == "completed"
@@ -109,10 +134,10 @@ def test_paths_with_spaces_and_non_ascii_characters(tmp_path):
 RUNNER = """
 import sys
 from pathlib import Path
-from tui_lab.core.config import default_config, with_overrides
+from tui_lab.core.config import LabConfig, with_overrides
 from tui_lab.core.runlog import RunLog
 from tui_lab.core.trainer import Trainer
-cfg = with_overrides(default_config(), ["train.steps=10000000", "train.log_every=1", "model.depth=2", "model.width=8"])
+cfg = with_overrides(LabConfig(), ["train.steps=10000000", "train.log_every=1", "model.depth=2", "model.width=8"])
 Trainer(cfg, sinks=[RunLog(Path(sys.argv[1]))]).run()
 """
 
@@ -153,10 +178,24 @@ def test_sigkill_leaves_every_whole_metrics_line_parseable(tmp_path):
 def test_headless_run_stops_cleanly_on_a_signal(tmp_path, sig):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tui_lab", "run", "deep-sigmoid", "--steps", "10000000", "--out", str(run_dir),
-         "--set", "train.log_every=5"],
-        env=env_with_path(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tui_lab",
+            "run",
+            "deep-sigmoid",
+            "--steps",
+            "10000000",
+            "--out",
+            str(run_dir),
+            "--set",
+            "train.log_every=5",
+        ],
+        env=env_with_path(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_lines(run_dir, 3)
         proc.send_signal(sig)
@@ -176,7 +215,7 @@ def test_headless_run_stops_cleanly_on_a_signal(tmp_path, sig):
 LONG_RUN = """
 import json, sys
 from pathlib import Path
-from tui_lab.core.config import default_config, with_overrides
+from tui_lab.core.config import LabConfig, with_overrides
 from tui_lab.core.runlog import RunLog
 from tui_lab.core.trainer import Trainer
 
@@ -189,7 +228,7 @@ def watch(snap):
     if snap.step in (20_000, 199_999):
         rss[snap.step] = rss_mb()
 
-cfg = with_overrides(default_config(), ["train.steps=200000", "model.depth=1", "model.width=4",
+cfg = with_overrides(LabConfig(), ["train.steps=200000", "model.depth=1", "model.width=4",
     "train.batch_size=8", "data.samples=64", "train.log_every=100", "train.eval_every=100000"])
 log = RunLog(Path(sys.argv[1]))
 result = Trainer(cfg, sinks=[log, watch]).run()
@@ -201,8 +240,14 @@ print(json.dumps({"status": result.status, "rss": rss}))
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
 def test_a_long_run_keeps_memory_flat_and_metrics_linear(tmp_path):
     run_dir = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-c", LONG_RUN, str(run_dir)], env=env_with_path(),
-                         capture_output=True, text=True, timeout=900, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", LONG_RUN, str(run_dir)],
+        env=env_with_path(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    ).stdout
     report = json.loads(out.strip().splitlines()[-1])
     assert report["status"] == "completed"
     growth = report["rss"]["199999"] - report["rss"]["20000"]
@@ -233,7 +278,7 @@ def test_nothing_loaded_from_disk_executes_code():
 
 def test_a_preset_cannot_smuggle_code(tmp_path):
     bad = tmp_path / "evil.toml"
-    bad.write_text('title = "x"\n[model]\nactivation = "__import__(\'os\').system(\'touch PWNED\')"\n')
+    bad.write_text("title = \"x\"\n[model]\nactivation = \"__import__('os').system('touch PWNED')\"\n")
     with pytest.raises(ConfigError, match="model.activation"):
         from tui_lab.core.config import load_config
 

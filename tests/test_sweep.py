@@ -8,9 +8,11 @@ import math
 
 import pytest
 
-from tui_lab.core.config import default_config, with_overrides
+from tui_lab.core.config import LabConfig, with_overrides
+from tui_lab.core.diagnosis import grad_ratio
 from tui_lab.core.errors import UserError
-from tui_lab.sweep import RATIO_COLUMN, RESULT_COLUMNS, grad_ratio, plan, run_sweep, safe_name
+from tui_lab.core.run import LayerStats
+from tui_lab.sweep import RATIO_COLUMN, RESULT_COLUMNS, plan, run_sweep, safe_name
 
 GRID = [("model.activation", ["sigmoid", "relu"]), ("model.init", ["default", "he_normal"])]
 LABELS = {
@@ -22,11 +24,20 @@ LABELS = {
 
 
 def small_config():
-    cfg = default_config()
-    return with_overrides(cfg, [
-        "model.depth=8", "model.width=16", "data.samples=200", "train.steps=6", "train.batch_size=32",
-        "train.log_every=2", "train.eval_every=3", "train.device=cpu",
-    ])  # fmt: skip
+    cfg = LabConfig()
+    return with_overrides(
+        cfg,
+        [
+            "model.depth=8",
+            "model.width=16",
+            "data.samples=200",
+            "train.steps=6",
+            "train.batch_size=32",
+            "train.log_every=2",
+            "train.eval_every=3",
+            "train.device=cpu",
+        ],
+    )
 
 
 def read_csv(path):
@@ -55,8 +66,11 @@ def test_two_by_two_sweep(tmp_path, capsys, jobs):
     rows = read_csv(out / "sweep.csv")
     # Grid order, first key slowest.
     assert [(r["model.activation"], r["model.init"]) for r in rows] == [
-        ("sigmoid", "default"), ("sigmoid", "he_normal"), ("relu", "default"), ("relu", "he_normal"),
-    ]  # fmt: skip
+        ("sigmoid", "default"),
+        ("sigmoid", "he_normal"),
+        ("relu", "default"),
+        ("relu", "he_normal"),
+    ]
     for r in rows:
         assert r["status"] == "completed"
         assert int(r["steps"]) == 6
@@ -87,9 +101,10 @@ def test_sweep_refuses_a_non_empty_out(tmp_path):
         run_sweep("tiny", small_config(), GRID, out=out)
 
 
-def test_steps_parameter_overrides_the_config(tmp_path):
+def test_a_one_value_grid_runs_the_configured_steps(tmp_path):
     out = tmp_path / "s"
-    assert run_sweep("tiny", small_config(), [("model.activation", ["relu"])], out=out, steps=3) == 0
+    cfg = with_overrides(small_config(), ["train.steps=3"])  # as `--steps 3` gives it
+    assert run_sweep("tiny", cfg, [("model.activation", ["relu"])], out=out) == 0
     (row,) = read_csv(out / "sweep.csv")
     assert int(row["steps"]) == 3
     assert (out / "activation=relu").is_dir()
@@ -98,8 +113,12 @@ def test_steps_parameter_overrides_the_config(tmp_path):
 def test_plan_labels_are_unique_and_filesystem_safe():
     runs = plan([("model.activation", ["relu", "tanh"]), ("train.device", ["cpu"]), ("optim.lr", ["0.1", "1e-3"])])
     labels = [r.label for r in runs]
-    assert labels == ["activation=relu,lr=0.1", "activation=relu,lr=1e-3", "activation=tanh,lr=0.1",
-                      "activation=tanh,lr=1e-3"]  # fmt: skip
+    assert labels == [
+        "activation=relu,lr=0.1",
+        "activation=relu,lr=1e-3",
+        "activation=tanh,lr=0.1",
+        "activation=tanh,lr=1e-3",
+    ]
     assert runs[0].overrides == ["model.activation=relu", "train.device=cpu", "optim.lr=0.1"]
     assert safe_name("device=cuda:0/x y") == "device=cuda_0_x_y"
     # Two keys with the same last part keep their full names.
@@ -108,14 +127,15 @@ def test_plan_labels_are_unique_and_filesystem_safe():
 
 
 def test_grad_ratio():
-    class L:
-        def __init__(self, g):
-            self.grad_norm = g
+    def layers(*grads):  # hidden layers, then the output layer
+        return [LayerStats(f"L{i + 1}", grad_norm=g) for i, g in enumerate(grads[:-1])] + [
+            LayerStats("out", grad_norm=grads[-1])
+        ]
 
-    assert grad_ratio([L(1e-6), L(0.5), L(1.0), L(3.0)]) == pytest.approx(1e-6)
-    assert grad_ratio([L(2.0), L(9.0)]) == 1.0  # one hidden layer: itself
-    assert grad_ratio([L(1.0)]) is None
-    assert grad_ratio([L(float("nan")), L(1.0), L(1.0)]) is None
+    assert grad_ratio(layers(1e-6, 0.5, 1.0, 3.0)) == pytest.approx(1e-6)
+    assert grad_ratio(layers(2.0, 9.0)) == 1.0  # one hidden layer: itself
+    assert grad_ratio(layers(1.0)) is None
+    assert grad_ratio(layers(float("nan"), 1.0, 1.0)) is None
 
 
 def test_ctrl_c_stops_the_sweep_and_keeps_what_ran(tmp_path, capsys):

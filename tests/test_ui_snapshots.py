@@ -8,13 +8,10 @@ toward the input) is fed to the app's bridge, paused, so every number on screen 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
-import pytest
-
-from tui_lab.core.config import default_config, with_overrides
+from tui_lab.core.config import LabConfig, with_overrides
 from tui_lab.core.diagnosis import diagnose
-from tui_lab.core.trainer import Snapshot
+from tui_lab.core.run import Histogram, RunMeta, Snapshot
 from tui_lab.ui.app import LabApp
 
 NAMES = ["L1", "L2", "L3", "L4", "out"]
@@ -22,7 +19,7 @@ NAMES = ["L1", "L2", "L3", "L4", "out"]
 
 def fixture_config(**extra: str):
     over = ["model.depth=4", "model.width=16", "train.steps=200", "train.device=cpu", *extra.values()]
-    return with_overrides(default_config(), over)
+    return with_overrides(LabConfig(), over)
 
 
 def fixture_snapshots(cfg, steps: int = 21) -> list[Snapshot]:
@@ -32,15 +29,29 @@ def fixture_snapshots(cfg, steps: int = 21) -> list[Snapshot]:
         layers = []
         for j, name in enumerate(NAMES):
             g = 10 ** (-7.5 + 1.6 * j + 0.15 * math.sin(i / 3 + j))
-            layers.append({
-                "name": name, "grad_norm": g, "weight_norm": 4.0 + j, "update_ratio": 10 ** (-6 + j),
-                "act_mean": 0.5, "act_std": 0.2 / (j + 1), "dead_frac": 0.0, "sat_frac": 0.1 * j,
-                "act_grad_norm": g * 3,
-            })  # fmt: skip
+            layers.append(
+                {
+                    "name": name,
+                    "grad_norm": g,
+                    "weight_norm": 4.0 + j,
+                    "update_ratio": 10 ** (-6 + j),
+                    "act_mean": 0.5,
+                    "act_std": 0.2 / (j + 1),
+                    "dead_frac": 0.0,
+                    "sat_frac": 0.1 * j,
+                    "act_grad_norm": g * 3,
+                }
+            )
         d = {
-            "step": step, "epoch": step / 25, "time_s": step / 100, "loss": 1.1 - 0.002 * i + 0.01 * math.sin(i),
-            "acc": 0.33 + 0.004 * i, "lr": 0.1, "samples_per_s": 2500.0, "layers": layers,
-        }  # fmt: skip
+            "step": step,
+            "epoch": step / 25,
+            "time_s": step / 100,
+            "loss": 1.1 - 0.002 * i + 0.01 * math.sin(i),
+            "acc": 0.33 + 0.004 * i,
+            "lr": 0.1,
+            "samples_per_s": 2500.0,
+            "layers": layers,
+        }
         if i % 5 == 0:
             d["val_loss"], d["val_acc"] = 1.1 - 0.002 * i, 0.33 + 0.003 * i
         snap = Snapshot.from_dict(d, total_steps=200)
@@ -48,25 +59,20 @@ def fixture_snapshots(cfg, steps: int = 21) -> list[Snapshot]:
         snap.findings = diagnose(snap, snaps[-20:], cfg)
         snaps.append(snap)
     counts = [int(200 * math.exp(-(((k - 15) / 4) ** 2))) for k in range(31)]
-    snaps[-1].histogram = SimpleNamespace(layer="L1", edges=[-3e-8 + 2e-9 * k for k in range(32)], counts=counts)
+    snaps[-1].histogram = Histogram(layer="L1", edges=[-3e-8 + 2e-9 * k for k in range(32)], counts=counts)
     return snaps
-
-
-@pytest.fixture(autouse=True)
-def _no_user_presets(tmp_path, monkeypatch):
-    monkeypatch.setenv("TUI_LAB_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("TUI_LAB_PRESETS", str(tmp_path / "no-user-presets"))
 
 
 def paused_app(view_keys: str = "", baseline: bool = False):
     cfg = fixture_config()
     app = LabApp(preset_name="fixture", cfg=cfg)
-    meta = {"device": "cpu", "device_name": "cpu", "layers": NAMES, "total_steps": 200}
+    meta = RunMeta(cfg, "fixture", device="cpu", device_name="cpu", layers=NAMES, total_steps=200)
 
     async def before(pilot):
         from tui_lab.ui.components.config_panel import ConfigPanel
 
-        while not app.query_one(ConfigPanel).ready:  # the config rows mount just after the first frame
+        # The screen composes as the app starts; its config rows mount just after the first frame.
+        while not (app.query(ConfigPanel) and app.query_one(ConfigPanel).ready):
             await pilot.pause(0.05)
         snaps = fixture_snapshots(cfg)
         if baseline:

@@ -1,4 +1,4 @@
-"""The `tui-lab` command line (DESIGN.md §4): open the TUI, run headless, list presets, show a run, sweep.
+"""The `tui-lab` command line (README: Usage): open the TUI, run headless, list presets, show a run, sweep.
 
 Start-up cost matters here: `tui-lab --version` must answer without loading torch, pydantic or Textual, so
 this module imports only the standard library at the top. Everything heavier (even tui_lab.core.config, which
@@ -11,13 +11,11 @@ argument, a path), 1 for an internal failure, 130 for Ctrl-C outside a run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tui_lab import __version__
 
@@ -47,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        from tui_lab.core.errors import UserError
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line (or the traceback with TUI_LAB_DEBUG)
+        from tui_lab.core.errors import UserError, one_line
 
         if _debug():
             import traceback
@@ -57,9 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, UserError):
             _error(str(exc))
             return 2
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        detail = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
-        _error(f"internal error: {detail}")
+        _error(f"internal error: {one_line(exc)}")
         if not _debug():
             _error(f"rerun with {DEBUG_ENV}=1 to see the traceback")
         return 1
@@ -70,10 +66,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Options several subcommands share, declared once. Their values are kept as strings: they go through the
+    # config's own validation, so `--steps -5` is explained like a bad value in a file, not by argparse.
+    overrides = argparse.ArgumentParser(add_help=False)
+    overrides.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set model.depth=20 (repeatable)",
+    )
+    overrides.add_argument("--steps", metavar="N", help="training steps (train.steps)")
+    overrides.add_argument("--seed", metavar="S", help="random seed (seed)")
+    device = argparse.ArgumentParser(add_help=False)
+    device.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+    # SUPPRESS: `tui-lab --lang pt presets` and `tui-lab presets --lang pt` both work.
+    lang = argparse.ArgumentParser(add_help=False)
+    lang.add_argument("--lang", default=argparse.SUPPRESS, metavar="L", help="language of titles and lessons: en, pt")
+
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="A terminal laboratory for vanishing and exploding gradients. "
-        "Without a subcommand, opens the TUI.",
+        description="A terminal laboratory for vanishing and exploding gradients. Without a subcommand, opens the TUI.",
         epilog="Exit codes: 0 run ended (completed, diverged or stopped), 2 bad input, 1 internal error.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -81,57 +95,45 @@ def build_parser() -> argparse.ArgumentParser:
     # otherwise overwrite them.
     parser.add_argument("--preset", dest="top_preset", metavar="NAME|PATH", help="open the TUI with this preset")
     parser.add_argument(
-        "--set", dest="top_overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="top_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config key, e.g. --set model.depth=20 (repeatable)",
-    )  # fmt: skip
+    )
     parser.add_argument("--device", dest="top_device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
-    _add_lang(parser, default=None)
+    parser.add_argument("--lang", default=None, metavar="L", help="language of titles and lessons: en, pt")
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    preset = "a preset name (see `tui-lab presets`) or a TOML file"
 
-    run = sub.add_parser("run", help="train a preset headless, printing progress lines")
-    run.add_argument("preset", metavar="NAME|PATH", help="a preset name (see `tui-lab presets`) or a TOML file")
-    _add_config_options(run)
-    run.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+    run = sub.add_parser(
+        "run", parents=[overrides, device, lang], help="train a preset headless, printing progress lines"
+    )
+    run.add_argument("preset", metavar="NAME|PATH", help=preset)
     run.add_argument("--out", type=Path, metavar="DIR", help="write the run directory here")
     run.add_argument("--force", action="store_true", help="overwrite DIR if it already holds a run")
-    _add_lang(run)
 
-    presets = sub.add_parser("presets", help="list the presets with their titles")
-    _add_lang(presets)
+    sub.add_parser("presets", parents=[lang], help="list the presets with their titles")
 
-    show = sub.add_parser("show", help="open a finished or running run directory in the TUI")
+    show = sub.add_parser("show", parents=[lang], help="open a finished or running run directory in the TUI")
     show.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory (holds config.toml)")
-    _add_lang(show)
 
-    sweep = sub.add_parser("sweep", help="train every combination of a grid of config values")
-    sweep.add_argument("preset", metavar="NAME|PATH", help="the base preset name or TOML file")
+    sweep = sub.add_parser(
+        "sweep", parents=[overrides, device, lang], help="train every combination of a grid of config values"
+    )
+    sweep.add_argument("preset", metavar="NAME|PATH", help=preset)
     sweep.add_argument(
-        "--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
         help="a config key and the values to try, e.g. --grid model.activation=sigmoid,relu (repeatable)",
-    )  # fmt: skip
-    _add_config_options(sweep)
-    sweep.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+    )
     sweep.add_argument("--jobs", type=int, default=1, metavar="J", help="runs in parallel (default 1)")
     sweep.add_argument("--out", type=Path, metavar="DIR", help="write the run directories and summary here")
-    _add_lang(sweep)
     return parser
-
-
-def _add_lang(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
-    # SUPPRESS on subcommands: `tui-lab --lang pt presets` and `tui-lab presets --lang pt` both work.
-    parser.add_argument("--lang", default=default, metavar="L", help="language of titles and lessons: en, pt")
-
-
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config key, e.g. --set model.depth=20 (repeatable)",
-    )  # fmt: skip
-    # Kept as strings: they go through the config's own validation, so `--steps -5` is explained like a
-    # bad value in a file rather than rejected by argparse.
-    parser.add_argument("--steps", metavar="N", help="training steps (train.steps)")
-    parser.add_argument("--seed", metavar="S", help="random seed (seed)")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -166,8 +168,7 @@ def _cmd_tui(args: argparse.Namespace, lang: str) -> int:
         name, cfg = _build_config(args.top_preset, args.top_overrides, device=args.top_device)
     from tui_lab.ui.app import run_app
 
-    with _finish_runs_on_hangup():
-        return run_app(preset_name=name, cfg=cfg, lang=lang)
+    return run_app(preset_name=name, cfg=cfg, lang=lang)
 
 
 def _cmd_run(args: argparse.Namespace, lang: str) -> int:
@@ -179,20 +180,12 @@ def _cmd_run(args: argparse.Namespace, lang: str) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from tui_lab.core.errors import UserError
+    from tui_lab.sweep import parse_grid, run_sweep
 
     name, cfg = _config_for_subcommand(args)
-    if not args.grid:
-        raise UserError("sweep: give at least one --grid KEY=V1,V2,... (e.g. --grid model.activation=sigmoid,relu)")
+    grid = parse_grid(args.grid)
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: must be at least 1")
-    grid = [parse_grid(item) for item in args.grid]
-    keys = [key for key, _ in grid]
-    repeated = sorted({key for key in keys if keys.count(key) > 1})
-    if repeated:
-        raise UserError(f"--grid {repeated[0]}: given more than once; list all its values in one --grid")
-    check_grid(cfg, grid)
-    from tui_lab.sweep import run_sweep
-
     return run_sweep(name, cfg, grid=grid, jobs=args.jobs, out=args.out)
 
 
@@ -224,8 +217,7 @@ def _cmd_show(run_dir: Path, lang: str) -> int:
         raise UserError(f"{run_dir}: not a run directory (no config.toml); make one with `tui-lab run ... --out DIR`")
     from tui_lab.ui.app import run_app
 
-    with _finish_runs_on_hangup():
-        return run_app(show_dir=run_dir, lang=lang)
+    return run_app(show_dir=run_dir, lang=lang)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -252,97 +244,28 @@ def _build_config(
     device: str | None = None,
 ) -> tuple[str | None, LabConfig]:
     """Load the preset (or the defaults), then apply --set, then the named flags, each validated."""
-    from tui_lab.core.config import default_config, with_overrides
+    from tui_lab.core.config import LabConfig, with_overrides
     from tui_lab.core.presets import load_preset
 
     name: str | None = None
     if spec:
         name, cfg = load_preset(spec, warn=_warn)
     else:
-        cfg = default_config()
+        cfg = LabConfig()
     cfg = with_overrides(cfg, overrides, source="--set")
     # Each flag is its own source so an error names the flag the user typed (`--steps: train.steps = -5 ...`).
-    for flag, key, value in (("--steps", "train.steps", steps), ("--seed", "seed", seed),
-                             ("--device", "train.device", device)):  # fmt: skip
+    for flag, key, value in (
+        ("--steps", "train.steps", steps),
+        ("--seed", "seed", seed),
+        ("--device", "train.device", device),
+    ):
         if value is not None:
             cfg = with_overrides(cfg, [f"{key}={value}"], source=flag)
     return name, cfg
 
 
-def parse_grid(item: str) -> tuple[str, list[str]]:
-    """'model.activation=sigmoid,relu' -> ('model.activation', ['sigmoid', 'relu']).
-
-    Values stay as typed (each one a valid `--set` value); `check_grid` validates them against the schema.
-    """
-    from tui_lab.core.errors import UserError
-
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    values = [v.strip() for v in text.split(",")]
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise UserError(f"--grid {item!r}: expected KEY=V1,V2,..., e.g. --grid model.activation=sigmoid,relu")
-    if any(not v for v in values):
-        raise UserError(f"--grid {item!r}: empty value; separate values with single commas")
-    if len(set(values)) != len(values):
-        raise UserError(f"--grid {item!r}: a value is listed twice")
-    return key, values
-
-
-def check_grid(cfg: LabConfig, grid: list[tuple[str, list[str]]]) -> None:
-    """Build every configuration of the grid over `cfg` and raise the first one's problem.
-
-    Combinations, not single values: values can be fine together and not alone (model.arch=lstm needs
-    data.name=adding or copy), or the reverse. Validation costs microseconds; a grid large enough for it to
-    matter could never be trained anyway.
-    """
-    import itertools
-
-    from tui_lab.core.config import with_overrides
-
-    for combo in itertools.product(*(values for _, values in grid)):
-        sets = [f"{key}={value}" for (key, _), value in zip(grid, combo)]
-        with_overrides(cfg, sets, source="--grid " + " ".join(sets))
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Output helpers.
-
-
-@contextlib.contextmanager
-def _finish_runs_on_hangup():
-    """While the TUI is up, SIGHUP (the SSH connection dropped) or SIGTERM stops any training run, waits
-    for its run directory to be complete (summary: stopped), then leaves. The terminal may be gone, so
-    nothing is drawn: the process exits at once with the conventional 128 + signal number."""
-
-    saved_tty = None
-    try:
-        import termios
-
-        saved_tty = termios.tcgetattr(sys.stdin.fileno()) if sys.stdin.isatty() else None
-    except (ImportError, OSError, ValueError):
-        pass
-
-    def on_signal(signum, frame):  # noqa: ARG001
-        from tui_lab.core.trainer import stop_all
-
-        stop_all(timeout=5.0)
-        if signum == signal.SIGTERM:
-            # The terminal is still there: leave the alternate screen, show the cursor, stop mouse reports,
-            # and put back the terminal modes it had before the app started.
-            try:
-                os.write(sys.__stderr__.fileno(), b"\x1b[?1000l\x1b[?1003l\x1b[?1006l\x1b[?25h\x1b[?1049l")
-                if saved_tty is not None:
-                    import termios
-
-                    termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved_tty)
-            except (OSError, ValueError):
-                pass
-        os._exit(128 + signum)
-
-    from tui_lab.signals import HANGUP_SIGNALS, handlers_installed
-
-    with handlers_installed(dict.fromkeys(HANGUP_SIGNALS, on_signal)):
-        yield
 
 
 def _error(message: str) -> None:

@@ -10,141 +10,109 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TextIO
 
+from tui_lab.core import fmt
 from tui_lab.core.config import LabConfig
+from tui_lab.core.run import EXIT_CODES, Control, RunResult, Snapshot
 from tui_lab.core.runlog import RunLog, default_run_dir
 from tui_lab.signals import HANGUP_SIGNALS, handlers_installed
 
-STATUS_EXIT = {"completed": 0, "diverged": 0, "stopped": 0, "failed": 1}
-
 
 def run_headless(name: str, cfg: LabConfig, out: Path | None = None, force: bool = False, lang: str = "en") -> int:
-    from tui_lab.core.trainer import Control, Trainer, resolve_device
+    from tui_lab.core.trainer import Trainer, resolve_device  # torch: only once the arguments are good
 
     resolve_device(cfg.train.device)  # a missing GPU is bad input (exit 2), before anything is written
-    run_dir = Path(out) if out is not None else default_run_dir(name)
-    log = RunLog(run_dir, force=force)
+    log = RunLog(Path(out) if out is not None else default_run_dir(name), force=force)
     control = Control()
-    progress = _progress_for(sys.stdout, cfg.train.steps)
+    progress = RichProgress(cfg.train.steps) if sys.stdout.isatty() else PlainProgress(sys.stdout)
     print(f"tui-lab run {name} -> {log.dir}", flush=True)
-    with _stop_on_signals(control):
-        with progress:
-            result = Trainer(cfg, control=control, sinks=[log, progress], preset=name).run()
-    _print_result(result, log.dir)
-    return STATUS_EXIT.get(result.status, 1)
+    with stop_on_signals(control), progress:
+        result = Trainer(cfg, control=control, sinks=[log, progress], preset=name).run()
+    print_result(result, log.dir)
+    return EXIT_CODES.get(result.status, 1)
 
 
 @contextmanager
-def _stop_on_signals(control: Any):
+def stop_on_signals(control: Control) -> Iterator[None]:
     """SIGINT/SIGTERM/SIGHUP -> control.stop(); a second SIGINT raises KeyboardInterrupt."""
-    hits = {"int": 0}
+    interrupts = 0
 
-    def on_int(signum, frame):  # noqa: ARG001
-        hits["int"] += 1
+    def on_int(signum, frame):
+        nonlocal interrupts
+        interrupts += 1
         control.stop()
-        if hits["int"] > 1:
+        if interrupts > 1:
             raise KeyboardInterrupt
 
-    def on_term(signum, frame):  # noqa: ARG001
+    def on_term(signum, frame):
         control.stop()
 
-    with handlers_installed({signal.SIGINT: on_int, **{sig: on_term for sig in HANGUP_SIGNALS}}):
+    with handlers_installed({signal.SIGINT: on_int, **dict.fromkeys(HANGUP_SIGNALS, on_term)}):
         yield
-
-
-def _fmt_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _fmt(x: float | None, spec: str = ".4f") -> str:
-    return "-" if x is None else format(x, spec)
-
-
-def _rate(x: float) -> str:
-    return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
-
-
-def progress_line(snap: Any) -> str:
-    parts = [f"step {snap.step + 1}/{snap.total_steps}", f"loss {_fmt(snap.loss)}"]
-    if snap.acc is not None:
-        parts.append(f"acc {snap.acc:.3f}")
-    if snap.val_loss is not None:
-        parts.append(f"val_loss {_fmt(snap.val_loss)}")
-    if snap.val_acc is not None:
-        parts.append(f"val_acc {snap.val_acc:.3f}")
-    parts += [f"{_rate(snap.samples_per_s)} samples/s", f"ETA {_fmt_eta(snap.eta_s)}"]
-    return "  ".join(parts)
 
 
 class PlainProgress:
     """One line per snapshot, at most one every `interval` seconds (plus the first and the last)."""
 
-    def __init__(self, stream, total: int, interval: float = 2.0):
-        self.stream, self.total, self.interval = stream, total, interval
+    def __init__(self, stream: TextIO, interval: float = 2.0):
+        self.stream, self.interval = stream, interval
         self._last = 0.0
 
-    def __enter__(self):
+    def __enter__(self) -> PlainProgress:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> bool:
         return False
 
-    def __call__(self, snap: Any) -> None:
+    def __call__(self, snap: Snapshot) -> None:
         now = time.monotonic()
         if snap.step == 0 or snap.step + 1 >= snap.total_steps or now - self._last >= self.interval:
             self._last = now
-            print(progress_line(snap), file=self.stream, flush=True)
+            print(fmt.metrics_line(snap), file=self.stream, flush=True)
 
 
 class RichProgress:
-    """A rich progress bar with loss, accuracy, samples/s and the ETA; refreshed by rich at 4 Hz."""
+    """A rich progress bar with the snapshot's numbers; refreshed by rich at 4 Hz."""
 
     def __init__(self, total: int):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(
-            TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[stats]}"),
-            TimeRemainingColumn(), refresh_per_second=4, transient=False,
-        )  # fmt: skip
+            TextColumn("[bold]step"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeRemainingColumn(),
+            refresh_per_second=4,
+            transient=False,
+        )
         self.task = self.progress.add_task("train", total=total, stats="")
 
-    def __enter__(self):
+    def __enter__(self) -> RichProgress:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
 
-    def __call__(self, snap: Any) -> None:
-        stats = f"loss {_fmt(snap.loss)}"
-        if snap.acc is not None:
-            stats += f"  acc {snap.acc:.3f}"
-        if snap.val_acc is not None:
-            stats += f"  val {snap.val_acc:.3f}"
-        stats += f"  {_rate(snap.samples_per_s)} samples/s"
+    def __call__(self, snap: Snapshot) -> None:
+        stats = "  ".join([*fmt.metrics(snap), fmt.speed(snap)[0]])  # the bar's own column shows the ETA
         self.progress.update(self.task, completed=snap.step + 1, stats=stats)
 
 
-def _progress_for(stream, total: int):
-    return RichProgress(total) if stream.isatty() else PlainProgress(stream, total)
-
-
-def _print_result(result: Any, run_dir: Path) -> None:
-    final = result.last_finite or result.last
+def print_result(result: RunResult, run_dir: Path) -> None:
     line = f"{result.status}: {result.steps} steps in {result.elapsed_s:.1f}s"
     if result.message and result.status != "completed":
         line += f" ({result.message})"
-    if final is not None:
-        if final.val_loss is not None:
-            line += f"; val_loss {final.val_loss:.4f}"
+    final = result.final
+    if final is not None and final.val_loss is not None:
+        line += f"; val_loss {fmt.num(final.val_loss)}"
         if final.val_acc is not None:
-            line += f", val_acc {final.val_acc:.3f}"
+            line += f", val_acc {fmt.num(final.val_acc, 3)}"
     print(line)
     for f in result.findings:
         if f.kind == "healthy":

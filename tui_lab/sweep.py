@@ -19,26 +19,33 @@ what ran is printed. A second Ctrl-C abandons the runs under way.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
-import math
 import os
 import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tui_lab.core.config import LabConfig, with_overrides
-from tui_lab.core.errors import UserError
+from tui_lab.core import fmt
+from tui_lab.core.config import LabConfig, parse_key_value, with_overrides
+from tui_lab.core.diagnosis import grad_ratio
+from tui_lab.core.errors import UserError, one_line
+from tui_lab.core.run import ENDED_OK, Control, Snapshot
+from tui_lab.core.runlog import atomic_write, default_run_dir, prepare_run_dir
+from tui_lab.signals import handlers_installed
 
 CSV_NAME = "sweep.csv"
 RATIO_COLUMN = "grad_ratio_first_last"
 RESULT_COLUMNS = (RATIO_COLUMN, "final_loss", "final_val_acc", "status", "steps", "time_s", "run_dir")
-OK_STATUSES = ("completed", "diverged", "stopped")
+
+Grid = list[tuple[str, list[str]]]  # (dotted key, the values to try, as typed), first key slowest
 
 
 @dataclass
@@ -59,40 +66,25 @@ class SweepRun:
     run_dir: str = ""
 
 
-def run_sweep(
-    name: str,
-    cfg: LabConfig,
-    grid: list[tuple[str, list[str]]],
-    jobs: int = 1,
-    out: Path | None = None,
-    steps: int | None = None,
-) -> int:
-    """Run the grid over `cfg`; 0 when every run ended (completed, diverged or stopped), 1 if any failed."""
-    from tui_lab.core.runlog import default_run_dir
-    from tui_lab.core.trainer import resolve_device
-
-    if steps is not None:
-        cfg = with_overrides(cfg, [f"train.steps={int(steps)}"], source="--steps")
-    if not grid:
-        raise UserError("sweep: give at least one --grid KEY=V1,V2,...")
-    resolve_device(cfg.train.device)  # a missing GPU is bad input, before anything is written
+def run_sweep(name: str, cfg: LabConfig, grid: Grid, jobs: int = 1, out: Path | None = None) -> int:
+    """Run the grid over `cfg`; 0 when every run ended (completed, diverged or stopped), 1 if any failed.
+    Every configuration is validated before anything is loaded or written."""
     runs = plan(grid)
     configs = [with_overrides(cfg, r.overrides, source="--grid " + " ".join(r.overrides)) for r in runs]
+    from tui_lab.core.trainer import resolve_device  # torch: only once the grid is good
 
-    out_dir = Path(out).expanduser() if out is not None else default_run_dir(f"sweep-{name}")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise UserError(f"--out {out_dir}: exists and is not an empty directory; choose another")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
+    resolve_device(cfg.train.device)  # a missing GPU is bad input, before anything is written
+    out_dir = prepare_run_dir(out if out is not None else default_run_dir(f"sweep-{name}"), force=None)
 
     jobs = max(1, min(int(jobs), len(runs)))
     keys = [key for key, _ in grid]
-    print(f"tui-lab sweep {name}: {len(runs)} configurations x {cfg.train.steps} steps, "
-          f"{jobs} job{'s' if jobs > 1 else ''} -> {out_dir}", flush=True)  # fmt: skip
+    print(
+        f"tui-lab sweep {name}: {len(runs)} configurations x {cfg.train.steps} steps, "
+        f"{jobs} job{'s' if jobs > 1 else ''} -> {out_dir}",
+        flush=True,
+    )
 
-    state = _SweepState(total=len(runs))
+    state = _SweepState()
     t0 = time.perf_counter()
 
     def finished(run: SweepRun) -> None:
@@ -120,14 +112,36 @@ def run_sweep(
     if state.stopping:
         tail = f"sweep stopped: {tail}; {skipped} not run"
     print(f"{tail}; summary: {out_dir / CSV_NAME}", flush=True)
-    return 1 if any(r.status not in OK_STATUSES for r in ran) else 0
+    return 1 if any(r.status not in ENDED_OK for r in ran) else 0
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The grid.
 
 
-def plan(grid: list[tuple[str, list[str]]]) -> list[SweepRun]:
+def parse_grid(items: list[str]) -> Grid:
+    """['model.activation=sigmoid,relu', ...] -> [('model.activation', ['sigmoid', 'relu']), ...].
+
+    Values stay as typed (each one a valid `--set` value); run_sweep validates every combination: values can
+    be fine together and not alone (model.arch=lstm needs data.name=adding or copy), or the reverse.
+    """
+    if not items:
+        raise UserError("sweep: give at least one --grid KEY=V1,V2,... (e.g. --grid model.activation=sigmoid,relu)")
+    grid: Grid = []
+    for item in items:
+        key, text = parse_key_value(item, "--grid", "model.activation=sigmoid,relu", shape="KEY=V1,V2,...")
+        values = [v.strip() for v in text.split(",")]
+        if any(not v for v in values):
+            raise UserError(f"--grid {item!r}: empty value; separate values with single commas")
+        if len(set(values)) != len(values):
+            raise UserError(f"--grid {item!r}: a value is listed twice")
+        if key in (k for k, _ in grid):
+            raise UserError(f"--grid {key}: given more than once; list all its values in one --grid")
+        grid.append((key, values))
+    return grid
+
+
+def plan(grid: Grid) -> list[SweepRun]:
     """The cartesian product, first key slowest, each with a unique filesystem-safe directory label."""
     keys = [key for key, _ in grid]
     short = short_names(keys)
@@ -161,17 +175,14 @@ def safe_name(text: str) -> str:
 
 
 class _SweepState:
-    def __init__(self, total: int):
-        self.total = total
+    def __init__(self) -> None:
         self.done = 0
         self.stopping = False
-        self.control = None  # the serial run's Control
-        self.event = None  # the workers' stop event
+        self.control: Control | None = None  # the serial run's Control
+        self.event: Any = None  # the workers' stop event
 
 
 def _run_serial(name, configs, runs, out_dir, state, finished) -> None:
-    from tui_lab.core.trainer import Control
-
     for run, cfg in zip(runs, configs):
         if state.stopping:
             break
@@ -188,8 +199,7 @@ def _run_parallel(name, configs, runs, out_dir, jobs, state, finished) -> None:
 
     ctx = mp.get_context("spawn")
     state.event = ctx.Event()
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                               initargs=(state.event,))  # fmt: skip
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(state.event,))
     futures = {}
     try:
         for run, cfg in zip(runs, configs):
@@ -215,17 +225,11 @@ def _run_parallel(name, configs, runs, out_dir, jobs, state, finished) -> None:
         for fut in futures:
             fut.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
-        _terminate_workers(pool)
+        # The executor has no public way to end busy workers; its process table is the only handle on them.
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
         return
     pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _terminate_workers(pool) -> None:
-    for proc in list(getattr(pool, "_processes", {}).values()):
-        try:
-            proc.terminate()
-        except Exception:  # noqa: BLE001 - already gone
-            pass
 
 
 def _worker_init(event) -> None:
@@ -243,8 +247,6 @@ _STOP_EVENT: Any = None
 
 
 def _worker_run(name: str, cfg: LabConfig, run_dir: str) -> dict[str, Any] | None:
-    from tui_lab.core.trainer import Control
-
     event = _STOP_EVENT
     if event is not None and event.is_set():
         return None
@@ -257,15 +259,14 @@ def _worker_run(name: str, cfg: LabConfig, run_dir: str) -> dict[str, Any] | Non
                 control.stop()
                 return
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
+    threading.Thread(target=watch, daemon=True).start()
     try:
         return run_one(name, cfg, run_dir, control=control)
     finally:
         done.set()
 
 
-def run_one(name: str, cfg: LabConfig, run_dir: str, control: Any = None) -> dict[str, Any]:
+def run_one(name: str, cfg: LabConfig, run_dir: str, control: Control | None = None) -> dict[str, Any]:
     """Train one configuration into `run_dir`; the sweep's row for it (plain data, picklable)."""
     from tui_lab.core.runlog import RunLog
     from tui_lab.core.trainer import Trainer
@@ -276,18 +277,31 @@ def run_one(name: str, cfg: LabConfig, run_dir: str, control: Any = None) -> dic
         return _failed_row(exc, run_dir)
     first = _FirstSnapshot()
     result = Trainer(cfg, control=control, sinks=[log, first], preset=name).run()
-    final = result.last_finite or result.last
+    final = result.final
     return {
-        "status": result.status, "steps": result.steps, "message": result.message,
-        "ratio": first.ratio, "final_loss": final.loss if final else None,
-        "final_val_acc": final.val_acc if final else None, "time_s": result.elapsed_s, "run_dir": run_dir,
-    }  # fmt: skip
+        "status": result.status,
+        "steps": result.steps,
+        "message": result.message,
+        "ratio": first.ratio,
+        "final_loss": final.loss if final else None,
+        "final_val_acc": final.val_acc if final else None,
+        "time_s": result.elapsed_s,
+        "run_dir": run_dir,
+    }
 
 
 def _failed_row(exc: BaseException, run_dir: str) -> dict[str, Any]:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return {"status": "failed", "steps": 0, "message": message, "ratio": None, "final_loss": None,
-            "final_val_acc": None, "time_s": 0.0, "run_dir": run_dir}  # fmt: skip
+    message = str(exc) if isinstance(exc, UserError) else one_line(exc)
+    return {
+        "status": "failed",
+        "steps": 0,
+        "message": message,
+        "ratio": None,
+        "final_loss": None,
+        "final_val_acc": None,
+        "time_s": 0.0,
+        "run_dir": run_dir,
+    }
 
 
 class _FirstSnapshot:
@@ -296,21 +310,9 @@ class _FirstSnapshot:
     def __init__(self) -> None:
         self.ratio: float | None = None
 
-    def __call__(self, snap: Any) -> None:
+    def __call__(self, snap: Snapshot) -> None:
         if snap.step == 0 and self.ratio is None and not snap.nonfinite:
             self.ratio = grad_ratio(snap.layers)
-
-
-def grad_ratio(layers: list[Any]) -> float | None:
-    """‖∇W‖ of the first hidden layer over that of the last hidden layer (layers[-1] is the output)."""
-    if len(layers) < 2:
-        return None
-    first, last = layers[0].grad_norm, layers[-2].grad_norm
-    if first is None or last is None or not math.isfinite(first) or not math.isfinite(last):
-        return None
-    if last == 0:
-        return None if first == 0 else math.inf
-    return first / last
 
 
 def _apply(run: SweepRun, row: dict[str, Any]) -> None:
@@ -325,32 +327,27 @@ def _apply(run: SweepRun, row: dict[str, Any]) -> None:
 
 
 @contextmanager
-def _stop_on_sigint(state: _SweepState):
+def _stop_on_sigint(state: _SweepState) -> Iterator[None]:
     """First Ctrl-C: stop the runs under way (they end as `stopped`) and start no more. Second: abandon."""
 
-    def on_int(signum, frame):  # noqa: ARG001
-        if state.stopping:
-            raise KeyboardInterrupt
+    def stop() -> None:
         state.stopping = True
-        print("\nstopping the sweep (Ctrl-C again to abandon the runs under way)...", file=sys.stderr, flush=True)
         if state.control is not None:
             state.control.stop()
         if state.event is not None:
             state.event.set()
 
-    try:
-        previous = signal.signal(signal.SIGINT, on_int)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
-        yield
-    except KeyboardInterrupt:
-        state.stopping = True
-        if state.control is not None:
-            state.control.stop()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    def on_int(signum, frame):
+        if state.stopping:
+            raise KeyboardInterrupt
+        print("\nstopping the sweep (Ctrl-C again to abandon the runs under way)...", file=sys.stderr, flush=True)
+        stop()
+
+    with handlers_installed({signal.SIGINT: on_int}):
+        try:
+            yield
+        except KeyboardInterrupt:
+            stop()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -358,37 +355,40 @@ def _stop_on_sigint(state: _SweepState):
 
 
 def write_csv(path: Path, keys: list[str], runs: list[SweepRun]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow([*keys, *RESULT_COLUMNS])
-        for r in runs:
-            if not r.status:
-                continue
-            writer.writerow([
-                *r.values, _csv_num(r.ratio), _csv_num(r.final_loss), _csv_num(r.final_val_acc),
-                r.status, r.steps, f"{r.time_s:.3f}", r.run_dir,
-            ])  # fmt: skip
-    os.replace(tmp, path)
+    """sweep.csv with a row per finished run, replaced atomically (a killed sweep keeps a whole file)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*keys, *RESULT_COLUMNS])
+    for r in runs:
+        if r.status:
+            writer.writerow(
+                [
+                    *r.values,
+                    _csv_num(r.ratio),
+                    _csv_num(r.final_loss),
+                    _csv_num(r.final_val_acc),
+                    r.status,
+                    r.steps,
+                    f"{r.time_s:.3f}",
+                    r.run_dir,
+                ]
+            )
+    atomic_write(path, buffer.getvalue())
 
 
 def _csv_num(x: float | None) -> str:
     return "" if x is None else repr(float(x))
 
 
-def fmt_ratio(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if math.isinf(x):
-        return "inf"
-    return f"{x:.1e}" if x < 0.01 or x >= 1000 else f"{x:.3f}"
-
-
 def _cells(r: SweepRun) -> list[str]:
     return [
-        *r.values, fmt_ratio(r.ratio), "-" if r.final_loss is None else f"{r.final_loss:.4f}",
-        "-" if r.final_val_acc is None else f"{r.final_val_acc:.3f}", r.status, f"{r.time_s:.1f}s",
-    ]  # fmt: skip
+        *r.values,
+        fmt.sci(r.ratio, "-"),
+        fmt.num(r.final_loss),
+        fmt.num(r.final_val_acc, 3),
+        r.status,
+        f"{r.time_s:.1f}s",
+    ]
 
 
 def table_header(keys: list[str]) -> list[str]:

@@ -1,72 +1,38 @@
 """The lab configuration: schema, TOML load/dump, dotted overrides, and error messages that teach.
 
-The schema is the preset/config file contract of DESIGN.md §4. Validation is strict (a string is never
-silently read as a number, unknown keys are refused) so that a typo in a file is reported, not ignored.
-Command-line overrides (`--set model.depth=20`) are parsed as TOML values and pass the same validation.
+The schema is the preset/config file contract (README: Configuration files). Validation is strict (a string
+is never silently read as a number, unknown keys are refused) so that a typo in a file is reported, not
+ignored. Command-line overrides (`--set model.depth=20`) are parsed as TOML values and pass the same
+validation. The allowed names and their aliases come from `choices`.
 """
 
 from __future__ import annotations
 
-import math
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import annotated_types
+import tomli_w
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from tui_lab.core import choices
 from tui_lab.core.errors import ConfigError, UserError, did_you_mean
+from tui_lab.core.fmt import literal
 
-# ---------------------------------------------------------------------------------------------------------
-# Choices and the aliases a user would type (Keras and PyTorch spellings).
-
-Arch = Literal["mlp", "resmlp", "cnn", "rnn", "lstm", "gru"]
-Activation = Literal["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "selu", "linear"]
-Init = Literal[
-    "default", "normal", "uniform", "xavier_uniform", "xavier_normal",
-    "he_normal", "he_uniform", "orthogonal", "lecun_normal",
-]  # fmt: skip
-Norm = Literal["none", "batch_pre", "batch_post", "layer"]
-DataName = Literal["spiral", "moons", "circles", "xor", "gaussians", "digits", "adding", "copy"]
-OptimName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
-
-ARCHS: tuple[str, ...] = get_args(Arch)
-ACTIVATIONS: tuple[str, ...] = get_args(Activation)
-INITS: tuple[str, ...] = get_args(Init)
-NORMS: tuple[str, ...] = get_args(Norm)
-DATASETS: tuple[str, ...] = get_args(DataName)
-OPTIMIZERS: tuple[str, ...] = get_args(OptimName)
-
-RECURRENT_ARCHS = ("rnn", "lstm", "gru")
-SEQUENCE_DATASETS = ("adding", "copy")
-POINT_DATASETS = ("spiral", "moons", "circles", "xor", "gaussians")
-
-ALIASES: dict[str, dict[str, str]] = {
-    "arch": {"vanilla_rnn": "rnn", "simple_rnn": "rnn", "simplernn": "rnn", "resnet": "resmlp",
-             "residual": "resmlp", "conv": "cnn", "dense": "mlp"},
-    "activation": {"logistic": "sigmoid", "leakyrelu": "leaky_relu", "lrelu": "leaky_relu",
-                   "identity": "linear", "none": "linear"},
-    "init": {"glorot_uniform": "xavier_uniform", "glorot_normal": "xavier_normal",
-             "kaiming_normal": "he_normal", "kaiming_uniform": "he_uniform", "lecun": "lecun_normal",
-             "random_normal": "normal", "random_uniform": "uniform", "xavier": "xavier_normal",
-             "glorot": "xavier_normal", "he": "he_normal", "kaiming": "he_normal", "pytorch": "default"},
-    "norm": {"off": "none", "batchnorm": "batch_pre", "batch_norm": "batch_pre", "bn": "batch_pre",
-             "batch": "batch_pre", "layernorm": "layer", "layer_norm": "layer", "ln": "layer"},
-    "data": {"two_moons": "moons", "adding_problem": "adding", "memory": "copy", "blobs": "gaussians"},
-    "optim": {"gd": "sgd", "nag": "nesterov", "sgd_momentum": "momentum", "adam_w": "adamw"},
-}  # fmt: skip
+# Literal types built from the choice table, so pydantic checks them and error messages list them.
+Arch = Literal[choices.CHOICES["arch"]]  # type: ignore[valid-type]
+Activation = Literal[choices.CHOICES["activation"]]  # type: ignore[valid-type]
+Init = Literal[choices.CHOICES["init"]]  # type: ignore[valid-type]
+Norm = Literal[choices.CHOICES["norm"]]  # type: ignore[valid-type]
+DataName = Literal[choices.CHOICES["data"]]  # type: ignore[valid-type]
+OptimName = Literal[choices.CHOICES["optim"]]  # type: ignore[valid-type]
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
 
 
 def _choice(kind: str):
     """A before-validator that folds case, '-' and aliases into the canonical choice name."""
-
-    def normalise(value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        key = value.strip().lower().replace("-", "_").replace(" ", "_")
-        return ALIASES[kind].get(key, key)
-
-    return BeforeValidator(normalise)
+    return BeforeValidator(lambda value: choices.canonical(kind, value) if isinstance(value, str) else value)
 
 
 def _device(value: Any) -> Any:
@@ -79,11 +45,12 @@ def _device(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The schema. Defaults are the documented ones (DESIGN.md §4); the ranges are what the lab can train.
+# The schema. Defaults are the documented ones (README: Configuration files); the ranges are what the lab
+# can train. Sections are frozen: a configuration is shared between threads and never changed in place.
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class ModelConfig(_Section):
@@ -141,7 +108,7 @@ class LabConfig(_Section):
 
     @property
     def recurrent(self) -> bool:
-        return self.model.arch in RECURRENT_ARCHS
+        return choices.ARCHS[self.model.arch].recurrent
 
     def title_for(self, lang: str = "en") -> str:
         tr = self.translations.get(lang)
@@ -153,16 +120,15 @@ class LabConfig(_Section):
 
 
 SECTIONS: dict[str, type[_Section]] = {
-    "model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "train": TrainConfig,
-}  # fmt: skip
+    "model": ModelConfig,
+    "data": DataConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+}
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Loading, validating and dumping.
-
-
-def default_config() -> LabConfig:
-    return LabConfig()
 
 
 def parse_config(data: dict[str, Any], source: str | None = None) -> LabConfig:
@@ -212,7 +178,7 @@ def with_overrides(cfg: LabConfig, overrides: list[str], source: str = "--set") 
         return cfg
     data = config_to_dict(cfg)
     for item in overrides:
-        key, value = parse_override(item)
+        key, text = parse_key_value(item, "--set", "model.depth=20")
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -222,101 +188,50 @@ def with_overrides(cfg: LabConfig, overrides: list[str], source: str = "--set") 
                     raise ConfigError([f"{key}: {part} is not a table"], source)
                 child = node[part] = {}
             node = child
-        node[parts[-1]] = value
+        node[parts[-1]] = parse_value(text)
     return parse_config(data, source)
 
 
-def parse_override(item: str) -> tuple[str, Any]:
+def parse_key_value(item: str, flag: str, example: str, shape: str = "KEY=VALUE") -> tuple[str, str]:
+    """'model.depth = 20' -> ('model.depth', '20'): a dotted key and the text after '=', for --set and --grid."""
     key, sep, text = item.partition("=")
     key = key.strip()
-    if not sep or not key or any(not p for p in key.split(".")):
-        raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.depth=20")
-    text = text.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UserError(f"{flag} {item!r}: expected {shape}, e.g. {flag} {example}")
+    return key, text.strip()
+
+
+def parse_value(text: str) -> Any:
+    """A TOML literal (20, 1e-3, true, "x"); anything else is a bare word kept as a string (relu, cuda:1)."""
     try:
-        value = tomllib.loads(f"v = {text}")["v"]
+        return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        value = text  # a bare word: relu, he_normal, cuda:1
-    return key, value
+        return text
 
 
 def dumps_config(cfg: LabConfig) -> str:
     """The configuration as TOML, every key written; `loads_config(dumps_config(c)) == c`."""
     data = config_to_dict(cfg)
-    lines: list[str] = []
-    for key in ("title", "lesson", "seed"):
-        lines.append(f"{key} = {_toml_value(data[key])}")
-    for section in SECTIONS:
-        lines.append("")
-        lines.append(f"[{section}]")
-        width = max(len(k) for k in data[section])
-        for key, value in data[section].items():
-            lines.append(f"{key:<{width}} = {_toml_value(value)}")
-    for lang, tr in data["translations"].items():
-        lines.append("")
-        lines.append(f"[translations.{_toml_key(lang)}]")
-        for key, value in tr.items():
-            lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
+    if not data["translations"]:
+        del data["translations"]  # no empty [translations] table
+    # Lessons read best as multi-line strings, but a TOML reader turns a CR LF inside one into LF: a text with
+    # a CR is written with escapes instead, so that the file still loads back exactly.
+    return tomli_w.dumps(data, multiline_strings=not _has_cr(data))
 
 
-def _toml_key(key: str) -> str:
-    if key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key):
-        return key
-    return _toml_string(key)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_multiline(value) if "\n" in value else _toml_string(value)
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\f": "\\f", "\r": "\\r"}
-
-
-def _escape(ch: str) -> str:
-    if ch in _ESCAPES:
-        return _ESCAPES[ch]
-    if ord(ch) < 0x20 or ord(ch) == 0x7F:
-        return f"\\u{ord(ch):04x}"
-    return ch
-
-
-def _toml_string(text: str) -> str:
-    return '"' + "".join("\\n" if c == "\n" else _escape(c) for c in text) + '"'
-
-
-def _toml_multiline(text: str) -> str:
-    # The newline right after the opening quotes is trimmed by TOML readers.
-    return '"""\n' + "".join("\n" if c == "\n" else _escape(c) for c in text) + '"""'
+def _has_cr(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_cr(v) for v in value.values())
+    return isinstance(value, str) and "\r" in value
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Cross-field rules: things each key allows alone but not together.
 
-ARCH_DATA = {
-    "mlp": POINT_DATASETS + ("digits",),
-    "resmlp": POINT_DATASETS + ("digits",),
-    "cnn": ("digits",),
-    "rnn": SEQUENCE_DATASETS,
-    "lstm": SEQUENCE_DATASETS,
-    "gru": SEQUENCE_DATASETS,
-}
-
 
 def _cross_checks(cfg: LabConfig) -> list[str]:
     problems = []
-    allowed = ARCH_DATA[cfg.model.arch]
+    allowed = choices.data_for(cfg.model.arch)
     if cfg.data.name not in allowed:
         problems.append(
             f'data.name = "{cfg.data.name}" does not fit model.arch = "{cfg.model.arch}"; '
@@ -328,9 +243,7 @@ def _cross_checks(cfg: LabConfig) -> list[str]:
             f"got {cfg.train.batch_size}"
         )
     if cfg.recurrent and cfg.model.norm.startswith("batch"):
-        problems.append(
-            f'model.norm = "{cfg.model.norm}" is not available for recurrent models; use none or layer'
-        )
+        problems.append(f'model.norm = "{cfg.model.norm}" is not available for recurrent models; use none or layer')
     return problems
 
 
@@ -373,50 +286,41 @@ def _field_info(loc: list[str]):
 
 def _allowed(model: Any, name: str) -> str:
     info = model.model_fields[name]
-    choices = _choices(model, name)
-    if choices:
-        return "one of " + ", ".join(choices)
+    allowed = field_choices(model, name)
+    if allowed:
+        return "one of " + ", ".join(allowed)
     if name == "device":
-        return "auto, cpu, cuda, cuda:N or mps"
+        return DEVICES
     if info.annotation is str:
         return "a string"
     kind = "an integer" if info.annotation is int else "a number"
     bounds = []
     for meta in info.metadata:
         if isinstance(meta, annotated_types.Ge):
-            bounds.append(f">= {_num(meta.ge)}")
+            bounds.append(f">= {literal(meta.ge)}")
         elif isinstance(meta, annotated_types.Gt):
-            bounds.append(f"> {_num(meta.gt)}")
+            bounds.append(f"> {literal(meta.gt)}")
         elif isinstance(meta, annotated_types.Le):
-            bounds.append(f"<= {_num(meta.le)}")
+            bounds.append(f"<= {literal(meta.le)}")
         elif isinstance(meta, annotated_types.Lt):
-            bounds.append(f"< {_num(meta.lt)}")
+            bounds.append(f"< {literal(meta.lt)}")
     return kind + (" " + " and ".join(bounds) if bounds else "")
 
 
-def _choices(model: Any, name: str) -> tuple[str, ...]:
+def field_choices(model: Any, name: str) -> tuple[str, ...]:
     """The allowed strings of a Literal field (pydantic keeps the Literal, the Annotated metadata apart)."""
     args = get_args(model.model_fields[name].annotation)
     return args if args and all(isinstance(a, str) for a in args) else ()
 
 
-def _num(x: float) -> str:
-    if isinstance(x, int) and abs(x) >= 100_000:
-        return f"{x:,}".replace(",", "_")
-    return f"{x:g}"
-
-
 def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """A value as it would be written in TOML: strings quoted and escaped, lists on one line."""
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
         return "[" + ", ".join(_show(v) for v in value) + "]"
-    if isinstance(value, float):
-        return _toml_value(value)
+    if isinstance(value, (str, bool, int, float)):
+        return tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
     return str(value)
 
 
@@ -435,7 +339,7 @@ def _explain_one(kind: str, loc: list[str], value: Any, ctx: dict[str, Any]) -> 
         return f"{key}: {ctx.get('error') or kind}"
     allowed = _allowed(model, name)
     if kind == "literal_error":
-        hint = did_you_mean(value, _choices(model, name)) if isinstance(value, str) else ""
+        hint = did_you_mean(value, field_choices(model, name)) if isinstance(value, str) else ""
         return f"{key} = {_show(value)} is not {allowed}{hint}"
     if kind in ("model_type", "dict_type", "model_attributes_type"):
         return f"{key} must be a table ([{key}]), got {_show(value)}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tui_lab.core.choices import ARCHS, Registry
 from tui_lab.core.config import LabConfig
 
 
@@ -23,7 +24,6 @@ class Dataset:
     y_val: torch.Tensor
     task: str  # "classify" (cross-entropy, accuracy) or "regress" (mean squared error)
     n_outputs: int  # classes, or 1 for regression
-    chance: float  # accuracy of guessing (classify) or loss of predicting the mean (regress)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -31,36 +31,27 @@ class Dataset:
 
     def to(self, device: torch.device) -> Dataset:
         return Dataset(
-            self.x_train.to(device), self.y_train.to(device), self.x_val.to(device), self.y_val.to(device),
-            self.task, self.n_outputs, self.chance,
-        )  # fmt: skip
+            self.x_train.to(device),
+            self.y_train.to(device),
+            self.x_val.to(device),
+            self.y_val.to(device),
+            self.task,
+            self.n_outputs,
+        )
 
 
 def build_dataset(cfg: LabConfig) -> Dataset:
     d = cfg.data
     gen = torch.Generator().manual_seed(cfg.seed)
-    if d.name == "digits":
-        x, y = _digits(image=cfg.model.arch == "cnn")
-        classes = 10
-    elif d.name == "adding":
-        x, y = _adding(d.samples, d.seq_len, gen)
-        classes = 0
-    elif d.name == "copy":
-        x, y = _copy(d.samples, d.seq_len, d.classes, gen)
-        classes = d.classes
-    else:
-        make = _POINTS[d.name]
-        x, y = make(d.samples, d.classes, d.noise, gen)
-        classes = int(y.max().item()) + 1
+    x, y, classes = DATASETS[d.name](cfg, gen)
     # A seeded shuffle, then the split.
     order = torch.randperm(len(x), generator=gen)
     x, y = x[order], y[order]
     n_val = max(1, int(round(len(x) * d.val_fraction)))
     x_train, y_train, x_val, y_val = x[n_val:], y[n_val:], x[:n_val], y[:n_val]
     if classes:
-        return Dataset(x_train, y_train, x_val, y_val, "classify", classes, 1.0 / classes)
-    chance = float(((y_val - y_train.mean()) ** 2).mean())
-    return Dataset(x_train, y_train, x_val, y_val, "regress", 1, chance)
+        return Dataset(x_train, y_train, x_val, y_val, "classify", classes)
+    return Dataset(x_train, y_train, x_val, y_val, "regress", 1)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,9 +103,6 @@ def _gaussians(n: int, classes: int, noise: float, gen: torch.Generator):
     return x, y
 
 
-_POINTS = {"spiral": _spiral, "moons": _moons, "circles": _circles, "xor": _xor, "gaussians": _gaussians}
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Digits and sequences.
 
@@ -152,3 +140,29 @@ def _copy(n: int, seq_len: int, classes: int, gen: torch.Generator):
     symbols = torch.randint(0, classes, (n, seq_len), generator=gen)
     x = torch.nn.functional.one_hot(symbols, classes).float()
     return x, symbols[:, 0].clone()
+
+
+def _points(make):
+    """A 2-D point cloud as a data set: (x, y, number of classes)."""
+
+    def build(cfg: LabConfig, gen: torch.Generator):
+        x, y = make(cfg.data.samples, cfg.data.classes, cfg.data.noise, gen)
+        return x, y, int(y.max().item()) + 1
+
+    return build
+
+
+# Data set -> (x, y, classes) from the config and a seeded generator; classes = 0 for a regression.
+DATASETS: Registry = Registry(
+    "data set",
+    {
+        "spiral": _points(_spiral),
+        "moons": _points(_moons),
+        "circles": _points(_circles),
+        "xor": _points(_xor),
+        "gaussians": _points(_gaussians),
+        "digits": lambda cfg, gen: (*_digits(image=ARCHS[cfg.model.arch].spatial), 10),
+        "adding": lambda cfg, gen: (*_adding(cfg.data.samples, cfg.data.seq_len, gen), 0),
+        "copy": lambda cfg, gen: (*_copy(cfg.data.samples, cfg.data.seq_len, cfg.data.classes, gen), cfg.data.classes),
+    },
+)

@@ -27,3 +27,9 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean relu?)' when a choice is close to `word`, else ''."""
     close = difflib.get_close_matches(str(word).lower(), list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
+
+
+def one_line(exc: BaseException) -> str:
+    """'RuntimeError: the first line of its message' (or just the type's name when the message is empty)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

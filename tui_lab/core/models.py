@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tui_lab.core.choices import Registry
 from tui_lab.core.config import LabConfig
 
 
@@ -23,18 +24,28 @@ class ProbePoint:
     weights: list[nn.Parameter]  # the layer's weight matrices (biases excluded); recurrent: ih and hh
 
 
-def make_activation(name: str) -> nn.Module:
-    return {
-        "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.01),
-        "elu": nn.ELU, "gelu": nn.GELU, "selu": nn.SELU, "linear": nn.Identity,
-    }[name]()  # fmt: skip
+ACTIVATIONS: Registry[type[nn.Module] | object] = Registry(
+    "activation",
+    {
+        "sigmoid": nn.Sigmoid,
+        "tanh": nn.Tanh,
+        "relu": nn.ReLU,
+        "leaky_relu": lambda: nn.LeakyReLU(0.01),
+        "elu": nn.ELU,
+        "gelu": nn.GELU,
+        "selu": nn.SELU,
+        "linear": nn.Identity,
+    },
+)
 
 
 class LabModel(nn.Module):
     """Base class: the probe points and the activation capture switch."""
 
-    activation: str
+    activation: str  # the activation the hidden layers apply (a recurrent model's own: tanh or relu)
     recurrent = False
+    blocks: nn.ModuleList  # feed-forward models: their hidden blocks, input side first
+    head: nn.Linear
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,7 +59,9 @@ class LabModel(nn.Module):
             self.captured.append(h)
 
     def probe_points(self) -> list[ProbePoint]:
-        raise NotImplementedError
+        """Feed-forward models: one point per block's layer, then the head."""
+        points = [ProbePoint(f"L{i + 1}", [b.layer.weight]) for i, b in enumerate(self.blocks)]
+        return points + [ProbePoint("out", [self.head.weight])]
 
 
 def _norm_layer(kind: str, width: int, conv: bool = False) -> nn.Module | None:
@@ -67,7 +80,7 @@ class Block(nn.Module):
         m = cfg.model
         self.layer = layer
         self.pre = _norm_layer(m.norm, width, conv) if m.norm in ("batch_pre", "layer") else None
-        self.act = make_activation(m.activation)
+        self.act = ACTIVATIONS[m.activation]()
         self.post = _norm_layer(m.norm, width, conv) if m.norm == "batch_post" else None
         self.drop = nn.Dropout(m.dropout) if m.dropout > 0 else None
 
@@ -108,10 +121,6 @@ class MLP(LabModel):
                 h = block(h, self._record)
         return self.head(h)
 
-    def probe_points(self) -> list[ProbePoint]:
-        points = [ProbePoint(f"L{i + 1}", [b.layer.weight]) for i, b in enumerate(self.blocks)]
-        return points + [ProbePoint("out", [self.head.weight])]
-
 
 class CNN(LabModel):
     """depth 3x3 conv layers of `width` channels on 1x8x8 images (size kept), then a linear head."""
@@ -132,10 +141,6 @@ class CNN(LabModel):
         for block in self.blocks:
             h = block(h, self._record)
         return self.head(h.flatten(1))
-
-    def probe_points(self) -> list[ProbePoint]:
-        points = [ProbePoint(f"L{i + 1}", [b.layer.weight]) for i, b in enumerate(self.blocks)]
-        return points + [ProbePoint("out", [self.head.weight])]
 
 
 class Recurrent(LabModel):
@@ -177,14 +182,22 @@ class Recurrent(LabModel):
         return points + [ProbePoint("out", [self.head.weight])]
 
 
+# Architecture -> its model, built from the config, the input shape and the number of outputs.
+ARCHITECTURES: Registry = Registry(
+    "architecture",
+    {
+        "mlp": lambda cfg, shape, n_out: MLP(cfg, math.prod(shape), n_out),
+        "resmlp": lambda cfg, shape, n_out: MLP(cfg, math.prod(shape), n_out, residual=True),
+        "cnn": lambda cfg, shape, n_out: CNN(cfg, shape, n_out),
+        "rnn": lambda cfg, shape, n_out: Recurrent(cfg, shape[-1], n_out),
+        "lstm": lambda cfg, shape, n_out: Recurrent(cfg, shape[-1], n_out),
+        "gru": lambda cfg, shape, n_out: Recurrent(cfg, shape[-1], n_out),
+    },
+)
+
+
 def build_model(cfg: LabConfig, input_shape: tuple[int, ...], n_out: int) -> LabModel:
-    arch = cfg.model.arch
-    if arch in ("rnn", "lstm", "gru"):
-        model: LabModel = Recurrent(cfg, input_shape[-1], n_out)
-    elif arch == "cnn":
-        model = CNN(cfg, input_shape, n_out)
-    else:
-        model = MLP(cfg, math.prod(input_shape), n_out, residual=arch == "resmlp")
+    model: LabModel = ARCHITECTURES[cfg.model.arch](cfg, input_shape, n_out)
     initialise(model, cfg.model.init, cfg.model.init_scale)
     return model
 
@@ -194,13 +207,14 @@ def build_model(cfg: LabConfig, input_shape: tuple[int, ...], n_out: int) -> Lab
 
 
 def initialise(model: LabModel, scheme: str, scale: float) -> None:
-    if scheme == "default":
+    fill = INITS[scheme]
+    if fill is None:
         return
     with torch.no_grad():
         for point in model.probe_points():
             for w in point.weights:
-                _init_weight(w, scheme, scale, recurrent_hh=model.recurrent and w is point.weights[-1]
-                             and point.name != "out")  # fmt: skip
+                recurrent_hh = model.recurrent and point.name != "out" and w is point.weights[-1]
+                fill(w, scale, recurrent_hh)
         # Norm layers keep their own bias (a learned shift), so they are left out.
         norm_params = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters()}
         for name, p in model.named_parameters():
@@ -211,33 +225,33 @@ def initialise(model: LabModel, scheme: str, scale: float) -> None:
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
 
-def _fans(w: torch.Tensor) -> tuple[int, int]:
+def _fan_in(w: torch.Tensor) -> int:
     receptive = math.prod(w.shape[2:]) if w.dim() > 2 else 1
-    return w.shape[1] * receptive, w.shape[0] * receptive
+    return w.shape[1] * receptive
 
 
-def _init_weight(w: torch.Tensor, scheme: str, scale: float, recurrent_hh: bool) -> None:
-    fan_in, fan_out = _fans(w)
-    if scheme == "normal":
-        w.normal_(0.0, scale)
-    elif scheme == "uniform":
-        w.uniform_(-scale, scale)
-    elif scheme == "xavier_uniform":
-        nn.init.xavier_uniform_(w)
-    elif scheme == "xavier_normal":
-        nn.init.xavier_normal_(w)
-    elif scheme == "he_normal":
-        nn.init.kaiming_normal_(w, nonlinearity="relu")
-    elif scheme == "he_uniform":
-        nn.init.kaiming_uniform_(w, nonlinearity="relu")
-    elif scheme == "lecun_normal":
-        w.normal_(0.0, 1.0 / math.sqrt(fan_in))
-    elif scheme == "orthogonal":
-        if recurrent_hh and w.shape[0] % w.shape[1] == 0:
-            # LSTM/GRU stack their gates: make each gate's square block orthogonal.
-            for chunk in w.split(w.shape[1]):
-                nn.init.orthogonal_(chunk)
-        else:
-            nn.init.orthogonal_(w)
-    else:  # pragma: no cover - the config only allows the schemes above
-        raise ValueError(scheme)
+def _orthogonal(w: torch.Tensor, scale: float, recurrent_hh: bool) -> None:
+    if recurrent_hh and w.shape[0] % w.shape[1] == 0:
+        # LSTM/GRU stack their gates: make each gate's square block orthogonal.
+        for chunk in w.split(w.shape[1]):
+            nn.init.orthogonal_(chunk)
+    else:
+        nn.init.orthogonal_(w)
+
+
+# Init -> how it fills one weight matrix, given init_scale and whether it is a recurrent hidden-to-hidden
+# matrix. None keeps PyTorch's own initialisation (random biases included).
+INITS: Registry = Registry(
+    "init",
+    {
+        "default": None,
+        "normal": lambda w, scale, hh: w.normal_(0.0, scale),
+        "uniform": lambda w, scale, hh: w.uniform_(-scale, scale),
+        "xavier_uniform": lambda w, scale, hh: nn.init.xavier_uniform_(w),
+        "xavier_normal": lambda w, scale, hh: nn.init.xavier_normal_(w),
+        "he_normal": lambda w, scale, hh: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+        "he_uniform": lambda w, scale, hh: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
+        "orthogonal": _orthogonal,
+        "lecun_normal": lambda w, scale, hh: w.normal_(0.0, 1.0 / math.sqrt(_fan_in(w))),
+    },
+)

@@ -13,23 +13,37 @@ the depth.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from tui_lab.core.choices import ACTIVATIONS
 from tui_lab.core.models import LabModel
+from tui_lab.core.run import Histogram, LayerStats
 
-# Columns of the statistics, one row per probe point.
-STATS = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "dead_frac", "sat_frac", "act_grad_norm")
-RELU_LIKE_DEAD = ("relu",)  # units that output exactly zero on the whole batch pass no gradient
 STACK_LIMIT = 2**22  # activation elements (all hidden layers together) up to which they are stacked
 
 
 @dataclass
-class Histogram:
-    layer: str
-    edges: list[float]  # bins + 1 edges
-    counts: list[int]
+class Reading:
+    """One capture step's numbers, read from the device in one copy."""
+
+    layers: list[LayerStats]
+    time_grad_norm: list[float] | None = None  # recurrent models: ||d loss / d x_t|| per time step
+    acc: float | None = None  # the batch accuracy, when asked for
+    loss_sum: float | None = None  # the summed loss of the interval, when it was kept on the device
+
+
+@dataclass
+class _Layout:
+    """What the raw pieces of one capture hold, in order (see `Probes._assemble`)."""
+
+    weights: int  # weight tensors, all probe points together
+    hidden: int  # hidden probe points (all but the output layer)
+    recorded: int = 0  # hidden points whose activation was recorded (the first `recorded` of them)
+    counts: list[int] = field(default_factory=list)  # per recorded layer: activation elements
+    units: list[int] = field(default_factory=list)  # per recorded layer: units (channels for conv layers)
+    agrads_in_norms: bool = False  # the ||d loss / d h|| came with the foreach norm of the weights
 
 
 class Probes:
@@ -37,12 +51,13 @@ class Probes:
         self.model = model
         self.points = model.probe_points()
         self.names = [p.name for p in self.points]
+        self.traits = ACTIVATIONS[model.activation]
         self._weights = [w for p in self.points for w in p.weights]  # every point's weights, in order
         self._sizes = [len(p.weights) for p in self.points]
         self._previous: list[torch.Tensor] = []  # the weights before the step (buffers reused)
         self._scratch: dict[str, torch.Tensor] = {}  # large buffers reused across snapshots (no page faults)
         self._pieces: list[torch.Tensor] = []  # this capture's raw reductions, in `_layout` order
-        self._layout: dict[str, object] = {}
+        self._layout = _Layout(len(self._weights), len(self.points) - 1)
         self._delta: torch.Tensor | None = None  # per-weight ||dW|| once the optimiser stepped
         self._delta_scale: list[float] | None = None  # plain SGD: ||dW|| = lr * ||grad W|| (see after_step)
         self.inputs: torch.Tensor | None = None
@@ -62,41 +77,30 @@ class Probes:
     def after_backward(self, logits: torch.Tensor) -> None:
         """Gradients are in; the optimiser has not stepped. Gradient, weight and activation reductions."""
         self.model.capture = False
-        hidden = list(self.model.captured)
-        self.model.captured.clear()
         n_hidden = len(self.points) - 1
+        hidden = list(self.model.captured)[:n_hidden]
+        self.model.captured.clear()
         weights = self._weights
-        layout: dict[str, object] = {"weights": len(weights), "hidden": n_hidden}
+        layout = self._layout = _Layout(len(weights), n_hidden, recorded=len(hidden))
         with torch.no_grad():
-            grads = [w.grad for w in weights]
-            if any(gr is None for gr in grads):
-                grads = [gr if gr is not None else torch.zeros_like(w) for gr, w in zip(grads, weights)]
-            stacked = (
-                0 < n_hidden == len(hidden)
-                and all(a.shape == hidden[0].shape and a.dtype == hidden[0].dtype for a in hidden)
-                and n_hidden * hidden[0].numel() <= STACK_LIMIT
-            )
-            agrads = [h.grad for h in hidden] if stacked else []
-            with_agrads = stacked and all(gr is not None for gr in agrads)
-            # One foreach norm: every weight gradient, every weight, and (stacked) every activation gradient.
-            norms = torch.stack(torch._foreach_norm(grads + weights + (agrads if with_agrads else [])))
-            pieces = [norms.float()]
-            layout["agrads"] = with_agrads
+            grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
+            agrads = [h.grad for h in hidden]
+            layout.agrads_in_norms = bool(hidden) and all(g is not None for g in agrads)
+            # One foreach norm: every weight gradient, every weight, and every activation gradient.
+            norms = torch._foreach_norm(grads + weights + (agrads if layout.agrads_in_norms else []))  # type: ignore[operator]
+            pieces = [torch.stack(norms).float()]
 
             if self._sgd_groups is None:
                 prev = self._previous
-                if len(prev) != len(weights) or any(b.shape != w.shape or b.device != w.device
-                                                    or b.dtype != w.dtype for b, w in zip(prev, weights)):  # fmt: skip
+                if len(prev) != len(weights) or any(
+                    b.shape != w.shape or b.device != w.device or b.dtype != w.dtype for b, w in zip(prev, weights)
+                ):
                     prev = self._previous = [torch.empty_like(w, requires_grad=False) for w in weights]
                 torch._foreach_copy_(prev, weights)  # the weights before the step, for ||dW||
             self._delta = None
             self._delta_scale = None
 
-            if stacked:
-                pieces += self._hidden_stacked(hidden, with_agrads, layout)
-            else:
-                pieces.append(self._hidden_each(hidden[:n_hidden], n_hidden, logits).flatten())
-                layout["each"] = True
+            pieces += self._hidden_reductions(hidden, layout)
             out = logits.detach().float()
             if out.numel() > 1:
                 o_std, o_mean = torch.std_mean(out)
@@ -104,7 +108,6 @@ class Probes:
             else:
                 pieces.append(torch.cat([out.reshape(1), torch.zeros(1, device=out.device)]))
         self._pieces = pieces
-        self._layout = layout
 
     def after_step(self) -> None:
         """The optimiser stepped: ||dW|| of this update, per weight (divided by ||W|| on the host).
@@ -127,139 +130,119 @@ class Probes:
             torch._foreach_sub_(self._previous, self._weights)  # prev - now = -dW (the buffers are scratch)
             self._delta = torch.stack(torch._foreach_norm(self._previous)).float()
 
-    def read(self, extras: list[torch.Tensor] | None = None) -> tuple[list[dict], list[float] | None, list[float]]:
-        """One host copy: (per-layer stats, time_grad_norm or None, the extra scalars)."""
+    def read(self, acc: torch.Tensor | None = None, loss_sum: torch.Tensor | None = None) -> Reading:
+        """One host copy of everything this capture measured, plus the accuracy and loss asked for."""
         pieces = list(self._pieces)
         device = pieces[0].device
         if self._delta is not None:
             pieces.append(self._delta)
-        tgn_len = 0
+        time_steps = 0
         if self.model.recurrent and self.inputs is not None and self.inputs.grad is not None:
-            tgn = torch.linalg.vector_norm(self.inputs.grad, dim=(0, 2)).float()
-            tgn_len = tgn.numel()
-            pieces.append(tgn)
-        extras = extras or []
+            time_grads = torch.linalg.vector_norm(self.inputs.grad, dim=(0, 2)).float()
+            time_steps = time_grads.numel()
+            pieces.append(time_grads)
+        extras = [t for t in (acc, loss_sum) if t is not None]
         if extras:
-            pieces.append(torch.stack([e.detach().float().reshape(()).to(device) for e in extras]))
+            pieces.append(torch.stack([t.detach().float().reshape(()).to(device) for t in extras]))
         flat = torch.cat(pieces).cpu().tolist()
         self.inputs = None
-        layers = self._assemble(flat)
-        rest = flat[self._consumed :]
-        tgn_values = rest[:tgn_len] if tgn_len else None
-        return layers, tgn_values, rest[tgn_len:]
+        cursor = _Cursor(flat)
+        layers = self._assemble(cursor)
+        reading = Reading(layers, cursor.take(time_steps) if time_steps else None)
+        if acc is not None:
+            reading.acc = cursor.take(1)[0]
+        if loss_sum is not None:
+            reading.loss_sum = cursor.take(1)[0]
+        return reading
 
     # -- helpers ----------------------------------------------------------------------------------------
 
-    def _hidden_stacked(self, hidden: list[torch.Tensor], with_agrads: bool, layout: dict) -> list[torch.Tensor]:
-        """Raw reductions of all hidden activations at once: [layers] each (see `_assemble`)."""
-        n = len(hidden)
+    def _hidden_reductions(self, hidden: list[torch.Tensor], layout: _Layout) -> list[torch.Tensor]:
+        """Raw reductions of the recorded hidden activations, one value per layer in each piece: mean,
+        ||h - mean||, dead units and saturated elements (where the activation can have them), and
+        ||d loss / d h|| unless the foreach norm took it. All layers at once when their shapes match."""
+        if not hidden:
+            return []
         first = hidden[0]
-        a = torch.stack([h.detach() for h in hidden], out=self._buffer("acts", (n, *first.shape), first)).float()
-        flat = a.reshape(n, -1)
-        count = flat.shape[1]
-        layout["count"] = count
-        act = self.model.activation
-        counts = []
-        if act in RELU_LIKE_DEAD:
-            units = a.transpose(2, -1) if a.dim() == 5 else a  # conv units are channels
-            units = units.reshape(n, -1, units.shape[-1])
-            layout["units"] = units.shape[-1]
-            # A unit is dead when it is <= 0 for every sample: its largest output is <= 0. Counted here.
-            counts.append((units.amax(1) <= 0).sum(1, dtype=torch.float32))
-        if act == "sigmoid":
-            counts.append(torch.logical_or(flat < 0.01, flat > 0.99).sum(1, dtype=torch.float32))
-        elif act == "tanh":
-            counts.append((flat.abs() > 0.99).sum(1, dtype=torch.float32))
-        # Two-pass spread (as Tensor.std): the norm of the centred values. torch.std_mean along a dim and
-        # layer_norm's moments both take slow paths on the CPU; mean, sub and norm are plain vectorised loops.
-        mean = flat.mean(1)
-        # Centred in place: the stacked copy is scratch (the counts above are taken first).
-        centred = flat.sub_(mean[:, None])
-        pieces = [mean, torch.linalg.vector_norm(centred, dim=1), *counts]
-        if not with_agrads:
-            pieces.append(torch.stack([
-                torch.linalg.vector_norm(h.grad) if h.grad is not None else torch.zeros((), device=a.device)
-                for h in hidden
-            ]).float())  # fmt: skip
+        stackable = (
+            all(h.shape == first.shape and h.dtype == first.dtype for h in hidden)
+            and len(hidden) * first.numel() <= STACK_LIMIT
+        )
+        if stackable:
+            acts = torch.stack(
+                [h.detach() for h in hidden], out=self._buffer("acts", (len(hidden), *first.shape), first)
+            )
+            pieces = self._reduce(acts.float(), layout)  # the stack is scratch: centred in place
+        else:  # different shapes, or too large to stack: layer by layer, the same reductions
+            rows = [self._reduce(h.detach().float()[None].clone(), layout) for h in hidden]
+            pieces = [torch.cat(column) for column in zip(*rows)]
+        if not layout.agrads_in_norms:
+            zero = torch.zeros((), device=first.device)
+            pieces.append(
+                torch.stack([torch.linalg.vector_norm(h.grad) if h.grad is not None else zero for h in hidden]).float()
+            )
         return pieces
 
-    def _hidden_each(self, hidden: list[torch.Tensor], n_hidden: int, like: torch.Tensor) -> torch.Tensor:
-        """mean, std, dead, saturated and ||d loss / d h|| layer by layer ([5, layers]), for activations of
-        different shapes (or missing ones)."""
-        zero = torch.zeros((), device=like.device)
-        cols: list[list[torch.Tensor]] = [[], [], [], [], []]
-        for i in range(n_hidden):
-            if i >= len(hidden):
-                for c in cols:
-                    c.append(zero)
-                continue
-            h = hidden[i]
-            a = h.detach().float()
-            cols[0].append(a.mean())
-            cols[1].append(a.std() if a.numel() > 1 else zero)
-            cols[2].append(self._dead(a))
-            cols[3].append(self._saturated(a))
-            cols[4].append(torch.linalg.vector_norm(h.grad) if h.grad is not None else zero)
-        if n_hidden == 0:
-            return torch.zeros((len(cols), 0), device=like.device)
-        return torch.stack([torch.stack(c) for c in cols]).float()
+    def _reduce(self, acts: torch.Tensor, layout: _Layout) -> list[torch.Tensor]:
+        """[layers, batch, ...] scratch activations -> mean, spread, then the dead and saturated counts."""
+        n = acts.shape[0]
+        flat = acts.reshape(n, -1)
+        # Conv units are channels ([layers, batch, channels, h, w]); other units are the last dimension.
+        units = acts.transpose(2, -1) if acts.dim() == 5 else acts
+        units = units.reshape(n, -1, units.shape[-1])
+        layout.counts += [flat.shape[1]] * n
+        layout.units += [units.shape[-1]] * n
+        counts = []
+        if self.traits.dies_at_zero:
+            # A unit is dead when it is <= 0 for every sample: its largest output is <= 0.
+            counts.append((units.amax(1) <= 0).sum(1, dtype=torch.float32))
+        if self.traits.saturation is not None:
+            low, high = self.traits.saturation
+            counts.append(torch.logical_or(flat < low, flat > high).sum(1, dtype=torch.float32))
+        # Two-pass spread (as Tensor.std): the norm of the centred values. torch.std_mean along a dim and
+        # layer_norm's moments both take slow paths on the CPU; mean, sub and norm are plain vectorised loops.
+        # Centred in place, after the counts: the activations are a scratch copy.
+        mean = flat.mean(1)
+        centred = flat.sub_(mean[:, None])
+        return [mean, torch.linalg.vector_norm(centred, dim=1), *counts]
 
-    def _assemble(self, flat: list[float]) -> list[dict]:
+    def _assemble(self, cursor: _Cursor) -> list[LayerStats]:
         """The host side: per-point joint norms, ratios and fractions from the raw reductions."""
         lay = self._layout
-        k = int(lay["weights"])  # type: ignore[arg-type]
-        n = int(lay["hidden"])  # type: ignore[arg-type]
-        i = 0
-        grad_w, weight_w = flat[i : i + k], flat[i + k : i + 2 * k]
-        i += 2 * k
-        agrad = flat[i : i + n] if lay.get("agrads") else None
-        i += n if agrad is not None else 0
-        act = self.model.activation
-        if lay.get("each"):
-            mean, std, dead, sat, agrad = (flat[i + j * n : i + (j + 1) * n] for j in range(5))
-            i += 5 * n
-        else:
-            count = int(lay["count"])  # type: ignore[arg-type]
-            mean = flat[i : i + n]
-            spread = flat[i + n : i + 2 * n]  # ||h - mean(h)||
-            i += 2 * n
-            std = [x / math.sqrt(count - 1) for x in spread] if count > 1 else [0.0] * n
-            if act in RELU_LIKE_DEAD:
-                units = int(lay["units"])  # type: ignore[arg-type]
-                dead = [c / units for c in flat[i : i + n]]
-                i += n
-            else:
-                dead = [0.0] * n
-            if act in ("sigmoid", "tanh"):
-                sat = [c / count for c in flat[i : i + n]]
-                i += n
-            else:
-                sat = [0.0] * n
-            if agrad is None:
-                agrad = flat[i : i + n]
-                i += n
-        o_mean, o_std = flat[i], flat[i + 1]
-        i += 2
+        k, m = lay.weights, lay.recorded
+        grad_w, weight_w = cursor.take(k), cursor.take(k)
+        agrad = cursor.take(m) if lay.agrads_in_norms else None
+        mean, spread = cursor.take(m), cursor.take(m)
+        dead = [c / u for c, u in zip(cursor.take(m), lay.units)] if self.traits.dies_at_zero else [0.0] * m
+        sat = [c / n for c, n in zip(cursor.take(m), lay.counts)] if self.traits.saturation else [0.0] * m
+        if agrad is None:
+            agrad = cursor.take(m)
+        o_mean, o_std = cursor.take(2)
         delta_w = None
         if self._delta is not None:
-            delta_w = flat[i : i + k]
+            delta_w = cursor.take(k)
             if self._delta_scale is not None:
                 delta_w = [lr * d for lr, d in zip(self._delta_scale, delta_w)]
-            i += k
-        self._consumed = i
+        std = [s / math.sqrt(n - 1) if n > 1 else 0.0 for s, n in zip(spread, lay.counts)]
 
         layers = []
         j = 0
         for p, (name, size) in enumerate(zip(self.names, self._sizes)):
-            g = _joint(grad_w[j : j + size])
             w = _joint(weight_w[j : j + size])
-            update = _joint(delta_w[j : j + size]) / max(w, 1e-30) if delta_w is not None else 0.0
+            stats = LayerStats(
+                name,
+                grad_norm=_joint(grad_w[j : j + size]),
+                weight_norm=w,
+                update_ratio=_joint(delta_w[j : j + size]) / max(w, 1e-30) if delta_w is not None else 0.0,
+            )
             j += size
-            if p < n:
-                row = (g, w, update, mean[p], std[p], dead[p], sat[p], agrad[p])
-            else:  # the output layer: its logits' mean and spread; no units to die or saturate
-                row = (g, w, update, o_mean, o_std, 0.0, 0.0, 0.0)
-            layers.append({"name": name, **dict(zip(STATS, row))})
+            if p < m:
+                stats.act_mean, stats.act_std, stats.dead_frac, stats.sat_frac = mean[p], std[p], dead[p], sat[p]
+                stats.act_grad_norm = agrad[p]
+            elif p == lay.hidden:  # the output layer: its logits' mean and spread; no units to die or saturate
+                stats.act_mean, stats.act_std = o_mean, o_std
+                stats.dead_frac = stats.sat_frac = stats.act_grad_norm = 0.0
+            layers.append(stats)
         return layers
 
     def _buffer(self, key: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
@@ -268,25 +251,6 @@ class Probes:
         if buf is None or buf.shape != tuple(shape) or buf.dtype != like.dtype or buf.device != like.device:
             buf = self._scratch[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
         return buf
-
-    def _units(self, a: torch.Tensor) -> torch.Tensor:
-        """[samples, units]: conv units are channels, others the last dimension."""
-        if a.dim() == 4:
-            return a.transpose(1, -1).reshape(-1, a.shape[1])
-        return a.reshape(-1, a.shape[-1])
-
-    def _dead(self, a: torch.Tensor) -> torch.Tensor:
-        if self.model.activation not in RELU_LIKE_DEAD:
-            return torch.zeros((), device=a.device)
-        return (self._units(a) <= 0).all(0).float().mean()
-
-    def _saturated(self, a: torch.Tensor) -> torch.Tensor:
-        act = self.model.activation
-        if act == "sigmoid":
-            return ((a < 0.01) | (a > 0.99)).float().mean()
-        if act == "tanh":
-            return (a.abs() > 0.99).float().mean()
-        return torch.zeros((), device=a.device)
 
     def histogram(self, index: int, bins: int = 31) -> Histogram | None:
         """The weight-gradient histogram of one probe point (symmetric range around zero)."""
@@ -298,11 +262,23 @@ class Probes:
             return None
         g = torch.cat(grads).float()
         top = float(g.abs().max()) or 1e-30
-        if top != top or top == float("inf"):
+        if not math.isfinite(top):
             return None
         counts = torch.histc(g, bins=bins, min=-top, max=top).long().tolist()
         edges = [-top + 2 * top * i / bins for i in range(bins + 1)]
         return Histogram(point.name, edges, counts)
+
+
+class _Cursor:
+    """Reads a flat list of numbers piece by piece, in the order the device wrote them."""
+
+    def __init__(self, values: list[float]):
+        self.values, self.at = values, 0
+
+    def take(self, n: int) -> list[float]:
+        out = self.values[self.at : self.at + n]
+        self.at += n
+        return out
 
 
 def _joint(norms: list[float]) -> float:
@@ -312,8 +288,7 @@ def _joint(norms: list[float]) -> float:
     return math.sqrt(sum(x * x for x in norms))
 
 
-
-def _plain_sgd_groups(optimizer, weights: list[torch.Tensor]) -> list[dict] | None:
+def _plain_sgd_groups(optimizer: torch.optim.Optimizer | None, weights: list[torch.Tensor]) -> list[dict] | None:
     """For plain SGD (no momentum, no weight decay, not maximising): each weight's param group, so its
     update is -group["lr"] * grad. None for any other optimiser (or a weight it does not train)."""
     if optimizer is None or type(optimizer) is not torch.optim.SGD:

@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md §4): config.toml, metrics.jsonl (appended and flushed per snapshot),
+"""The run directory (README: Run directory): config.toml, metrics.jsonl (appended and flushed per snapshot),
 summary.json (replaced atomically). Written so that a kill or a dropped SSH session loses at most the last
 snapshot: every whole line of metrics.jsonl parses, and summary.json is always a complete file.
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 from tui_lab.core.config import LabConfig, dumps_config, load_config
 from tui_lab.core.errors import UserError
+from tui_lab.core.run import RunMeta, RunResult, Snapshot
 
 RUNS_ENV = "TUI_LAB_RUNS"
 
@@ -54,24 +55,42 @@ def dumps_strict(value: Any) -> str:
     return json.dumps(strict(value), allow_nan=False, ensure_ascii=False)
 
 
+def prepare_run_dir(directory: str | Path, force: bool | None = False) -> Path:
+    """Make `directory` (given as --out) ready to hold runs: absent or empty, and writable. `force=True` takes a
+    non-empty one too; `force=None` means the command has no --force to offer. Refused with a UserError
+    otherwise, before anything is written."""
+    path = Path(directory).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path}: exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        if force is None:
+            raise UserError(f"--out {path}: exists and is not an empty directory; choose another")
+        raise UserError(f"--out {path}: directory is not empty; choose another, or add --force to overwrite it")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"--out {path}: cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to a temporary file, then rename it over `path`: a reader sees the old file or the new."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 class RunLog:
     """A sink for the trainer that writes the run directory."""
 
     def __init__(self, directory: str | Path, force: bool = False):
-        self.dir = Path(directory).expanduser()
-        if self.dir.exists() and not self.dir.is_dir():
-            raise UserError(f"--out {self.dir}: exists and is not a directory")
-        if self.dir.is_dir() and any(self.dir.iterdir()) and not force:
-            raise UserError(
-                f"--out {self.dir}: directory is not empty; choose another, or add --force to overwrite it"
-            )
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            probe = self.dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UserError(f"--out {self.dir}: cannot write there ({exc.strerror or exc})") from None
+        self.dir = prepare_run_dir(directory, force)
         self._metrics = None
         self.lines = 0
         self._meta: dict[str, Any] = {}
@@ -80,42 +99,29 @@ class RunLog:
     def metrics_path(self) -> Path:
         return self.dir / "metrics.jsonl"
 
-    def on_start(self, meta: dict[str, Any]) -> None:
-        cfg: LabConfig = meta["config"]
-        self._meta = _meta_for_summary(meta)
-        _atomic_write(self.dir / "config.toml", dumps_config(cfg))
+    def on_start(self, meta: RunMeta) -> None:
+        assert meta.config is not None
+        self._meta = meta.summary()
+        atomic_write(self.dir / "config.toml", dumps_config(meta.config))
         # Truncate any old metrics (--force) and keep the file open: one write + flush per snapshot.
         self._metrics = open(self.metrics_path, "w", encoding="utf-8")  # noqa: SIM115
-        self.write_summary({"status": "running", "steps": 0, **_meta_for_summary(meta)})
+        self.write_summary({"status": "running", "steps": 0, **self._meta})
 
-    def __call__(self, snapshot: Any) -> None:
+    def __call__(self, snapshot: Snapshot) -> None:
         if self._metrics is None:
             return
         self._metrics.write(dumps_strict(snapshot.to_dict()) + "\n")
         self._metrics.flush()
         self.lines += 1
 
-    def on_finish(self, result: Any) -> None:
+    def on_finish(self, result: RunResult) -> None:
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
         self.write_summary({**self._meta, **result.to_dict()})
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        _atomic_write(self.dir / "summary.json", json.dumps(strict(summary), allow_nan=False, indent=2) + "\n")
-
-
-def _meta_for_summary(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in meta.items() if k in ("preset", "device", "device_name", "layers", "total_steps")}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        atomic_write(self.dir / "summary.json", json.dumps(strict(summary), allow_nan=False, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -148,6 +154,12 @@ def read_summary(directory: str | Path) -> dict[str, Any] | None:
         return json.loads((Path(directory) / "summary.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def read_meta(directory: str | Path, config: LabConfig | None = None) -> tuple[RunMeta, dict[str, Any]]:
+    """The run's meta (preset, device, layers, steps) and its whole summary ({} if it has none yet)."""
+    summary = read_summary(directory) or {}
+    return RunMeta.from_summary(summary, config), summary
 
 
 def read_run_config(directory: str | Path) -> LabConfig:

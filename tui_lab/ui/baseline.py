@@ -2,48 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tui_lab.core.config import SECTIONS, LabConfig, config_to_dict
-from tui_lab.ui.bridge import History
+from tui_lab.core.run import Snapshot
+from tui_lab.ui.bridge import History, View
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: pinning again is a new baseline
 class Baseline:
     cfg: LabConfig
     name: str
     history: History
     names: list[str]
     grads: list[float | None]  # the gradient profile (last snapshot with layer statistics)
-    tgn: list[float] | None = None
+    time_grads: list[float] | None = None
     source: str = ""  # run directory, if any
 
+    @classmethod
+    def of(cls, cfg: LabConfig, name: str, history: History, last: Snapshot | None, source: str = "") -> Baseline:
+        """From a run's curves and its last snapshot with layer statistics."""
+        if last is None:
+            return cls(cfg, name, history, [], [], None, source)
+        names = [layer.name for layer in last.layers]
+        grads = [layer.grad_norm for layer in last.layers]
+        return cls(cfg, name, history, names, grads, last.time_grad_norm, source)
 
-def from_snapshots(cfg: LabConfig, name: str, snaps: list[Any], source: str = "") -> Baseline:
-    h = History()
-    last = None
-    for s in snaps:
-        if s.layers:
-            h.add(s)
-            last = s
-    names = [layer.name for layer in last.layers] if last else []
-    grads = [layer.grad_norm for layer in last.layers] if last else []
-    return Baseline(cfg, name, h, names, grads, last.time_grad_norm if last else None, source)
+
+def from_view(cfg: LabConfig, name: str, view: View, source: str = "") -> Baseline:
+    """The run on screen, as the bridge has it."""
+    return Baseline.of(cfg, name, view.history.copy(), view.latest_with_layers, source)
+
+
+def from_snapshots(cfg: LabConfig, name: str, snaps: Iterable[Snapshot], source: str = "") -> Baseline:
+    history, last = History(), None
+    for snap in snaps:
+        if snap.layers:
+            history.add(snap)
+            last = snap
+    return Baseline.of(cfg, name, history, last, source)
 
 
 def from_run_dir(directory: Path) -> Baseline:
     """Read a (finished or running) run directory as a baseline. Raises UserError if it is not one."""
-    from tui_lab.core.runlog import read_metrics, read_run_config, read_summary
-    from tui_lab.core.trainer import Snapshot  # plain data; torch is imported only inside the trainer's run
+    from tui_lab.core.runlog import read_meta, read_metrics, read_run_config
 
     cfg = read_run_config(directory)
     records, _ = read_metrics(directory)
-    summary = read_summary(directory) or {}
+    _, summary = read_meta(directory)
     name = summary.get("preset") or Path(directory).name
-    snaps = [Snapshot.from_dict(r) for r in records]
-    return from_snapshots(cfg, str(name), snaps, str(directory))
+    return from_snapshots(cfg, str(name), (Snapshot.from_dict(r) for r in records), str(directory))
 
 
 def diff_labels(base: LabConfig, current: LabConfig) -> tuple[str, str]:

@@ -1,23 +1,20 @@
 """Where the trainer thread meets the UI: a lock, the latest snapshot, and a bounded history.
 
 The bridge is one of the trainer's sinks. Everything it does on the trainer thread is cheap (append a few
-floats under a lock); the UI polls `version` on its own timer and reads a consistent copy with `read()`.
-Nothing here calls into Textual, so a fast trainer can never flood the event loop.
+floats under a lock); the UI polls it on its own timer and reads a consistent copy with `read()`. Nothing
+here calls into Textual, so a fast trainer can never flood the event loop.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+
+from tui_lab.core.fmt import finite
+from tui_lab.core.run import Histogram, RunMeta, RunResult, Snapshot
 
 
-def _f(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
-
-
-@dataclass
+@dataclass(eq=False)
 class History:
     """Curves over time, bounded: when a series passes `cap` points, every other old point is dropped, so
     memory stays flat over any number of steps while recent points stay dense."""
@@ -31,21 +28,24 @@ class History:
     val_loss: list[float | None] = field(default_factory=list)
     val_acc: list[float | None] = field(default_factory=list)
 
-    def add(self, snap: Any) -> None:
+    SERIES = ("steps", "loss", "acc", "grads")
+    VAL_SERIES = ("val_steps", "val_loss", "val_acc")
+
+    def add(self, snap: Snapshot) -> None:
         self.steps.append(int(snap.step))
-        self.loss.append(_f(snap.loss))
-        self.acc.append(_f(snap.acc))
-        self.grads.append([_f(layer.grad_norm) for layer in snap.layers])
+        self.loss.append(finite(snap.loss))
+        self.acc.append(finite(snap.acc))
+        self.grads.append([finite(layer.grad_norm) for layer in snap.layers])
         if snap.val_loss is not None or snap.val_acc is not None:
             self.val_steps.append(int(snap.step))
-            self.val_loss.append(_f(snap.val_loss))
-            self.val_acc.append(_f(snap.val_acc))
+            self.val_loss.append(finite(snap.val_loss))
+            self.val_acc.append(finite(snap.val_acc))
         if len(self.steps) > self.cap:
-            self._halve("steps", "loss", "acc", "grads")
+            self._halve(self.SERIES)
         if len(self.val_steps) > self.cap:
-            self._halve("val_steps", "val_loss", "val_acc")
+            self._halve(self.VAL_SERIES)
 
-    def _halve(self, *names: str) -> None:
+    def _halve(self, names: tuple[str, ...]) -> None:
         # Thin the older half only: keep every other point of it, keep the newer half whole.
         for name in names:
             seq = getattr(self, name)
@@ -53,26 +53,26 @@ class History:
             setattr(self, name, seq[:half:2] + seq[half:])
 
     def copy(self) -> History:
-        return History(
-            self.cap, list(self.steps), list(self.loss), list(self.acc), [list(g) for g in self.grads],
-            list(self.val_steps), list(self.val_loss), list(self.val_acc),
-        )  # fmt: skip
+        copied = History(self.cap)
+        for name in self.SERIES + self.VAL_SERIES:
+            setattr(copied, name, [list(x) if isinstance(x, list) else x for x in getattr(self, name)])
+        return copied
 
     def __len__(self) -> int:
         return len(self.steps)
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: a new View is a new state of the run
 class View:
     """A consistent copy of what the UI draws."""
 
     version: int
-    meta: dict[str, Any]
-    latest: Any  # Snapshot | None
+    meta: RunMeta
+    latest: Snapshot | None
+    latest_with_layers: Snapshot | None  # the latest snapshot with layer statistics (a diverged step has none)
     history: History
-    result: Any  # RunResult | None
-    snapshots: int
-    histogram: Any = None  # the latest probes.Histogram
+    result: RunResult | None
+    histogram: Histogram | None  # the latest one the trainer sent
 
 
 class Bridge:
@@ -81,42 +81,54 @@ class Bridge:
     def __init__(self, cap: int = 512) -> None:
         self._lock = threading.Lock()
         self.version = 0  # bumped on every change; read without the lock (an int read is atomic)
-        self.meta: dict[str, Any] = {}
-        self.latest: Any = None
-        self.latest_histogram: Any = None
+        self.meta = RunMeta()
+        self.latest: Snapshot | None = None
+        self.latest_with_layers: Snapshot | None = None
+        self.histogram: Histogram | None = None
         self.history = History(cap)
-        self.result: Any = None
+        self.result: RunResult | None = None
         self.snapshots = 0
-        self.finished = threading.Event()
+        self._view: View | None = None
 
     # -- the trainer's side -----------------------------------------------------------------------------
 
-    def on_start(self, meta: dict[str, Any]) -> None:
+    def on_start(self, meta: RunMeta) -> None:
         with self._lock:
-            self.meta = dict(meta)
+            self.meta = meta
             self.version += 1
 
-    def __call__(self, snap: Any) -> None:
+    def __call__(self, snap: Snapshot) -> None:
         with self._lock:
             self.latest = snap
             if snap.histogram is not None:
-                self.latest_histogram = snap.histogram
+                self.histogram = snap.histogram
             if snap.layers:  # a diverged step carries no layer statistics
+                self.latest_with_layers = snap
                 self.history.add(snap)
             self.snapshots += 1
             self.version += 1
 
-    def on_finish(self, result: Any) -> None:
+    def finish(self, result: RunResult) -> None:
+        """The run ended (from the trainer, or from whoever learnt how it ended)."""
         with self._lock:
             self.result = result
             self.version += 1
-        self.finished.set()
+
+    on_finish = finish  # the trainer's sink hook
 
     # -- the UI's side ----------------------------------------------------------------------------------
 
     def read(self) -> View:
+        """A consistent copy, made anew only when something changed since the last read."""
         with self._lock:
-            return View(
-                self.version, dict(self.meta), self.latest, self.history.copy(), self.result, self.snapshots,
-                self.latest_histogram,
-            )
+            if self._view is None or self._view.version != self.version:
+                self._view = View(
+                    version=self.version,
+                    meta=self.meta,
+                    latest=self.latest,
+                    latest_with_layers=self.latest_with_layers,
+                    history=self.history.copy(),
+                    result=self.result,
+                    histogram=self.histogram,
+                )
+            return self._view

@@ -60,8 +60,10 @@ class PresetPicker(ModalScreen[str | None]):
 
             cfg = load_config(ref.path)
             m, o = cfg.model, cfg.optim
-            head = (f"[b]{cfg.title_for(self.lang) or name}[/b]\n[dim]{m.arch} depth {m.depth} width {m.width} · "
-                    f"{m.activation} · {m.init} · norm {m.norm} · {o.name} lr {o.lr:g} · {cfg.train.steps} steps[/dim]\n")  # fmt: skip
+            head = (
+                f"[b]{cfg.title_for(self.lang) or name}[/b]\n[dim]{m.arch} depth {m.depth} width {m.width} · "
+                f"{m.activation} · {m.init} · norm {m.norm} · {o.name} lr {o.lr:g} · {cfg.train.steps} steps[/dim]\n"
+            )
             preview.update(head + "\n" + _escape(reflow(cfg.lesson_for(self.lang))))
         except Exception as exc:  # noqa: BLE001 - a broken preset is shown, not raised
             preview.update(f"[red]{_escape(str(exc))}[/red]")
@@ -88,8 +90,11 @@ class LessonScreen(ModalScreen[None]):
         with Vertical(id="lesson-box"):
             yield Static(self.title_text or "Lesson", classes="modal-title")
             with VerticalScroll():
-                yield Static(reflow(self.lesson) or "This configuration has no lesson text. Load a preset with l.",
-                             id="lesson-text", markup=False)  # fmt: skip
+                yield Static(
+                    reflow(self.lesson) or "This configuration has no lesson text. Load a preset with l.",
+                    id="lesson-text",
+                    markup=False,
+                )
         yield Footer()
 
 

@@ -1,13 +1,14 @@
 """The Config panel: every key of the schema, a Select for choices and a validated Input for the rest.
 
-Validation goes through `with_overrides`, the same path as `--set` on the command line, so the reasons shown
-under a field are the CLI's words. An invalid panel refuses to start a run (`current()` returns no config).
+The fields' values are parsed as `--set` values are (TOML literals) and validated by `parse_config`, so the
+reasons shown under a field are the command line's words. An invalid panel refuses to start a run
+(`current()` returns no config).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, get_args
+from collections.abc import Hashable
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,8 +17,10 @@ from textual.lazy import Lazy
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from tui_lab.core.config import SECTIONS, LabConfig, config_to_dict, with_overrides
+from tui_lab.core.config import SECTIONS, LabConfig, config_to_dict, field_choices, parse_config, parse_value
 from tui_lab.core.errors import ConfigError
+from tui_lab.ui.components.panel import Panel
+from tui_lab.ui.frame import Frame
 
 SOURCE = "config"
 
@@ -27,10 +30,8 @@ def _fields() -> list[tuple[str, type | None, tuple[str, ...]]]:
     out: list[tuple[str, type | None, tuple[str, ...]]] = [("seed", int, ())]
     for section, model in SECTIONS.items():
         for name, info in model.model_fields.items():
-            args = get_args(info.annotation)
-            choices = args if args and all(isinstance(a, str) for a in args) else ()
             kind = info.annotation if info.annotation in (int, float, str) else None
-            out.append((f"{section}.{name}", kind, tuple(choices)))
+            out.append((f"{section}.{name}", kind, field_choices(model, name)))
     return out
 
 
@@ -53,14 +54,22 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-class ConfigPanel(VerticalScroll):
-    """Editable configuration. `load(cfg)` fills it; `current()` validates it."""
+def _value(kind: type | None, text: str) -> Any:
+    """A field's text as the value it stands for: a TOML literal (a bare word stays a string)."""
+    text = text.strip()
+    if kind is str:
+        return text
+    value = parse_value(text)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # '1' in a float field means 1.0
+    return value
 
-    class Validity(Message):
-        def __init__(self, errors: dict[str, str], general: list[str]) -> None:
-            self.errors = errors
-            self.general = general
-            super().__init__()
+
+class ConfigPanel(Panel, VerticalScroll):
+    """Editable configuration. `load(cfg)` fills it; `current()` validates it; read-only for a recorded run."""
+
+    BORDER_TITLE = "Config"
+    BORDER_SUBTITLE = "e edit · esc leave"
 
     def __init__(self, cfg: LabConfig, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -85,7 +94,7 @@ class ConfigPanel(VerticalScroll):
     def _compose_rows(self) -> ComposeResult:
         data = config_to_dict(self.base)
         section = ""
-        for key, kind, choices in FIELDS:
+        for key, _kind, choices in FIELDS:
             head = key.split(".")[0] if "." in key else ""
             if head != section:
                 section = head
@@ -96,8 +105,14 @@ class ConfigPanel(VerticalScroll):
             with Horizontal(classes="cfg-row"):
                 yield Label(label, classes="cfg-key")
                 if choices:
-                    yield Select([(c, c) for c in choices], value=value, allow_blank=False, compact=True,
-                                 id=fid, classes="cfg-field")  # fmt: skip
+                    yield Select(
+                        [(c, c) for c in choices],
+                        value=value,
+                        allow_blank=False,
+                        compact=True,
+                        id=fid,
+                        classes="cfg-field",
+                    )
                 else:
                     yield Input(_text(value), compact=True, id=fid, classes="cfg-field", select_on_focus=False)
             yield Static("", id=fid + "-err", classes="cfg-error")
@@ -124,31 +139,17 @@ class ConfigPanel(VerticalScroll):
             self._loading = False
         self.validate()
 
-    def overrides(self) -> list[str]:
-        if not self.ready:
-            return []
-        items = []
+    def _data(self) -> dict[str, Any]:
+        """The base configuration with every field's value in place (not validated yet)."""
+        data = config_to_dict(self.base)
         for key, kind, choices in FIELDS:
-            widget = self.query_one("#" + field_id(key))
-            value = widget.value  # type: ignore[attr-defined]
-            if choices:
-                items.append(f"{key}={value}")
-                continue
-            text = str(value).strip()
-            if kind is float:
-                try:
-                    text = repr(float(text)) if text.lower() not in ("nan", "inf", "-inf", "+inf") else text
-                except ValueError:
-                    text = json.dumps(text)  # not a number: validation names the key and what is allowed
-            elif kind is str:
-                text = json.dumps(text)
-            elif kind is int:
-                try:
-                    int(text)
-                except ValueError:
-                    text = json.dumps(text) if not _is_toml_number(text) else text
-            items.append(f"{key}={text}")
-        return items
+            value = self.query_one("#" + field_id(key)).value  # type: ignore[attr-defined]
+            *sections, name = key.split(".")
+            node = data
+            for section in sections:
+                node = node[section]
+            node[name] = value if choices else _value(kind, str(value))
+        return data
 
     def current(self) -> LabConfig | None:
         """The edited configuration, or None when a field is invalid (the reasons are shown)."""
@@ -161,7 +162,7 @@ class ConfigPanel(VerticalScroll):
         general: list[str] = []
         cfg = None
         try:
-            cfg = with_overrides(self.base, self.overrides(), source=SOURCE)
+            cfg = parse_config(self._data(), source=SOURCE)
         except ConfigError as exc:
             for problem in exc.problems:
                 for key, _k, _c in FIELDS:
@@ -181,15 +182,18 @@ class ConfigPanel(VerticalScroll):
         gen = self.query_one("#cfg-general", Static)
         gen.update("\n".join("✗ " + g for g in general))
         gen.display = bool(general)
-        changed = errors != self.errors or general != self.general
         self.errors, self.general = errors, general
-        if changed:
-            self.post_message(self.Validity(errors, general))
         return cfg
 
     @property
     def problems(self) -> list[str]:
         return list(self.errors.values()) + self.general
+
+    def key(self, frame: Frame) -> Hashable:
+        return frame.read_only
+
+    def draw(self, frame: Frame) -> None:
+        self.set_read_only(frame.read_only)
 
     def set_read_only(self, flag: bool) -> None:
         self.read_only = flag
@@ -226,12 +230,3 @@ class _Rows(Vertical):
     def on_mount(self) -> None:
         # Children are queryable once this refresh is through.
         self.call_after_refresh(self.panel._rows_mounted)
-
-
-def _is_toml_number(text: str) -> bool:
-    import tomllib
-
-    try:
-        return isinstance(tomllib.loads(f"v = {text}")["v"], (int, float))
-    except tomllib.TOMLDecodeError:
-        return False

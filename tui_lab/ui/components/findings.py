@@ -2,44 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Hashable
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
+
+from tui_lab.ui.components.panel import Panel
+from tui_lab.ui.frame import Frame
 
 ICON = {"error": ("✖ ", "bold red"), "warn": ("▲ ", "bold yellow"), "info": ("• ", "cyan")}
 
 
-class FindingsPanel(VerticalScroll):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._key: Any = object()
+class FindingsPanel(Panel, VerticalScroll):
+    BORDER_TITLE = "Findings"
+    EMPTY = "nothing to report yet"
 
-    def compose(self):
-        yield Static("", id="findings-text")
+    def compose(self) -> ComposeResult:
+        self.body = Static("", id="findings-text")
+        yield self.body
 
-    def set_data(self, key: Any, findings: list[Any], result: Any = None, note: str = "", run_dir: str = "") -> None:
-        if key == self._key:
-            return
-        self._key = key
+    def key(self, frame: Frame) -> Hashable:
+        return frame.view, frame.run_dir
+
+    def draw(self, frame: Frame) -> None:
         text = Text()
+        result = frame.view.result if frame.view is not None else None
         if result is not None and result.status in ("diverged", "failed"):
             text.append(f"run {result.status}: ", "bold red")
             text.append((result.message or "") + "\n")
         elif result is not None:
             text.append(f"run {result.status}", "bold")
             text.append(f" after {result.steps} steps\n")
-        if not findings:
-            text.append(note or "nothing to report yet", "dim")
-        for f in findings:
+        if not frame.findings:
+            text.append(self.EMPTY, "dim")
+        for f in frame.findings:
             icon, style = ICON.get(f.severity, ("• ", ""))
             text.append(icon, style)
             text.append(f.message + "\n")
             if f.remedy:
                 text.append("  → ", "green")
                 text.append(f.remedy + "\n")
-        if run_dir:
+        if frame.run_dir:
             text.append("\nrun directory: ", "dim")
-            text.append(run_dir, "dim italic")
-        self.query_one("#findings-text", Static).update(text)
+            text.append(frame.run_dir, "dim italic")
+        self.body.update(text)

@@ -1,21 +1,19 @@
-"""Gradient flow bars and per-layer activation statistics, drawn with Rich text (clear and cheap)."""
+"""Per-layer panels drawn with Rich text (clear and cheap): the gradient flow bars, and the activation
+statistics of each layer."""
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from collections.abc import Hashable
 
 from rich.text import Text
-from textual.widget import Widget
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 
-FLOOR = -12.0  # bars grow from 1e-12, so a vanishing layer is a short bar
-
-
-def log10(x: float | None) -> float | None:
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return None
-    return math.log10(x) if x > 0 else FLOOR
+from tui_lab.core.fmt import LOG_FLOOR, MISSING, finite, log10_floored, sci
+from tui_lab.ui.components.panel import Panel, TextBody
+from tui_lab.ui.frame import Frame
 
 
 def bar_style(value: float | None, top: float) -> str:
@@ -31,98 +29,84 @@ def bar_style(value: float | None, top: float) -> str:
     return "green"
 
 
-class DataWidget(Widget):
-    """A widget that repaints only when the data it was given changes."""
+class GradFlowPanel(Panel, VerticalScroll):
+    """log10 ||grad W|| per layer, input side first; the baseline's bar beside each, dimmed."""
 
-    DEFAULT_CSS = "DataWidget { height: 1fr; }"
+    BORDER_TITLE = "Gradient flow  log10 ‖∇W‖"
+    EMPTY = "no gradients yet: press r to run, s to take one step"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._key: Any = object()
-        self._shape: Any = None
-        self.data: dict[str, Any] = {}
+    def compose(self) -> ComposeResult:
+        self.body = TextBody(self._text)
+        yield self.body
 
-    def set_data(self, key: Any, **data: Any) -> bool:
-        if key == self._key:
-            return False
-        self._key = key
-        self.data = data
-        # Height is auto: a new number of rows (layers, a baseline) needs a layout pass, new values do not.
-        shape = tuple(len(v) if isinstance(v, (list, tuple)) else v is None for v in data.values())
-        self.refresh(layout=shape != self._shape)
-        self._shape = shape
-        return True
+    def key(self, frame: Frame) -> Hashable:
+        return frame.view, frame.baseline, frame.labels, frame.state == "running"
 
+    def subtitle(self, frame: Frame) -> str:
+        # The step only while the run is not moving: a changing border repaints the whole panel.
+        return f"step {frame.snapshot.step}" if frame.snapshot is not None and frame.state != "running" else ""
 
-class GradFlow(DataWidget):
-    """log10 ||grad W|| per layer, input side first; the baseline's bar under each, dimmed."""
+    def draw(self, frame: Frame) -> None:
+        base = frame.baseline
+        self.body.redraw((len(frame.layer_names), len(base.names) if base else None))
 
-    def render(self) -> Text:
-        names: list[str] = self.data.get("names") or []
-        grads: list[float | None] = self.data.get("grads") or []
-        base: list[float | None] | None = self.data.get("base")
-        base_names: list[str] = self.data.get("base_names") or []
-        labels: tuple[str, str] | None = self.data.get("labels")
-        width = max(self.size.width, 20)
+    def _text(self, width: int) -> Text:
+        frame = self.frame
         text = Text(no_wrap=True, overflow="crop")
-        if not names and not base:
-            text.append("no gradients yet: press r to run, s to take one step", "dim")
+        base = frame.baseline if frame is not None else None
+        if frame is None or (frame.snapshot is None and base is None):
+            text.append(self.EMPTY, "dim")
             return text
-        rows = max(len(names), len(base_names) if base is not None else 0)
-        row_names = [
-            (names[i] if i < len(names) else base_names[i]) for i in range(rows)
-        ]
-        logs = [log10(g) for g in grads]
-        blogs = [log10(g) for g in base] if base else []
-        finite = [v for v in logs + blogs if v is not None]
-        top = max(0.0, math.ceil(max(finite))) if finite else 0.0
-        name_w = max(len(n) for n in row_names) + 1
+        names = frame.layer_names
+        base_names = base.names if base is not None else []
+        rows = [names[i] if i < len(names) else base_names[i] for i in range(max(len(names), len(base_names)))]
+        logs = [log10_floored(layer.grad_norm) for layer in frame.layers]
+        blogs = [log10_floored(g) for g in base.grads] if base else []
+        known = [v for v in logs + blogs if v is not None]
+        top = max(0.0, math.ceil(max(known))) if known else 0.0
+        name_w = max(len(n) for n in rows) + 1
         val_w = 6
         if base is not None:
+            labels = frame.labels or ("baseline", "current")
             bar_w = max(4, (width - name_w - 2 * val_w - 1) // 2)
+            base_label = labels[0] + ("" if labels[0] == "baseline" else " (baseline)")
             text.append(" " * name_w)
-            text.append(_fit(labels[1] if labels else "current", bar_w + val_w), "bold")
+            text.append(_fit(labels[1], bar_w + val_w), "bold")
             text.append(" ")
-            base_label = labels[0] if labels else "baseline"
-            base_label += "" if base_label == "baseline" else " (baseline)"
             text.append(_fit(base_label, bar_w + val_w), "grey50")
             text.append("\n")
         else:
             bar_w = max(4, width - name_w - val_w - 1)
-        for i, name in enumerate(row_names):
-            v = logs[i] if i < len(logs) else None
+        for i, name in enumerate(rows):
             text.append(f"{name:<{name_w}}")
             if i < len(logs):
-                text.append_text(self._bar(v, top, bar_w, "█", bar_style(v, top)))
-                text.append(f" {_fmt_log(v):>{val_w - 1}}")
+                text.append_text(_bar(logs[i], top, bar_w, "█", bar_style(logs[i], top)))
+                text.append(f" {_fmt_log(logs[i]):>{val_w - 1}}")
             else:
                 text.append(" " * (bar_w + val_w))
             if base is not None:
                 text.append(" ")
                 if i < len(blogs):
-                    bv = blogs[i]
-                    text.append_text(self._bar(bv, top, bar_w, "▒", "" if os.environ.get("NO_COLOR") else "grey50"))
-                    text.append(f" {_fmt_log(bv):>{val_w - 1}}", "grey50")
+                    text.append_text(_bar(blogs[i], top, bar_w, "▒", "" if os.environ.get("NO_COLOR") else "grey50"))
+                    text.append(f" {_fmt_log(blogs[i]):>{val_w - 1}}", "grey50")
             text.append("\n")
-        axis = f"1e{int(FLOOR)}"
-        right = f"1e{int(top)}"
+        axis, right = f"1e{int(LOG_FLOOR)}", f"1e{int(top)}"
         pad = max(1, bar_w - len(axis) - len(right))
         text.append(" " * name_w + axis + "·" * pad + right, "dim")
         if base is not None:
             text.append(" " * (val_w + 1) + axis + "·" * pad + right, "dim")
         return text
 
-    @staticmethod
-    def _bar(v: float | None, top: float, width: int, char: str, style: str) -> Text:
-        if v is None:
-            return Text("nan".ljust(width), "bold red")
-        frac = (min(v, top) - FLOOR) / (top - FLOOR)
-        cells = frac * width
-        full = int(cells)
-        part = "▏" if cells - full > 0.5 and full < width and char == "█" else ""
-        t = Text(char * full + part, style)
-        t.append(" " * (width - full - len(part)))
-        return t
+
+def _bar(v: float | None, top: float, width: int, char: str, style: str) -> Text:
+    if v is None:
+        return Text("nan".ljust(width), "bold red")
+    cells = (min(v, top) - LOG_FLOOR) / (top - LOG_FLOOR) * width
+    full = int(cells)
+    part = "▏" if cells - full > 0.5 and full < width and char == "█" else ""
+    bar = Text(char * full + part, style)
+    bar.append(" " * (width - full - len(part)))
+    return bar
 
 
 def _fit(text: str, width: int) -> str:
@@ -132,46 +116,48 @@ def _fit(text: str, width: int) -> str:
 def _fmt_log(v: float | None) -> str:
     if v is None:
         return "nan"
-    if v <= FLOOR:
+    if v <= LOG_FLOOR:
         return "0"
     return f"{v:+.1f}"
 
 
-class LayerTable(DataWidget):
+class LayersPanel(Panel, VerticalScroll):
     """Per layer: activation std, dead and saturated fractions, update/weight ratio."""
 
-    def render(self) -> Text:
-        layers: list[Any] = self.data.get("layers") or []
+    BORDER_TITLE = "Activations: dead / saturated"
+    EMPTY = "no statistics yet"
+
+    def compose(self) -> ComposeResult:
+        self.body = TextBody(self._text)
+        yield self.body
+
+    def draw(self, frame: Frame) -> None:
+        self.body.redraw(len(frame.layer_names))
+
+    def _text(self, width: int) -> Text:
+        frame = self.frame
+        layers = frame.layers if frame is not None else []
         text = Text(no_wrap=True, overflow="crop")
         if not layers:
-            text.append("no statistics yet", "dim")
+            text.append(self.EMPTY, "dim")
             return text
         name_w = max(len(layer.name) for layer in layers) + 1
         text.append(f"{'':<{name_w}}{'act std':>8} {'dead':<11}{'saturated':<11}{'upd/W':>8}\n", "bold")
         for layer in layers:
             text.append(f"{layer.name:<{name_w}}")
-            text.append(f"{_short(layer.act_std):>8} ")
+            text.append(f"{sci(layer.act_std, MISSING):>8} ")
             text.append_text(_frac_bar(layer.dead_frac, "red"))
             text.append_text(_frac_bar(layer.sat_frac, "yellow"))
-            text.append(f"{_short(layer.update_ratio):>8}\n")
+            text.append(f"{sci(layer.update_ratio, MISSING):>8}\n")
         return text
 
 
-def _short(x: float | None) -> str:
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return "–"
-    if x == 0:
-        return "0"
-    if 1e-2 <= abs(x) < 1e3:
-        return f"{x:.3g}"
-    return f"{x:.0e}"
-
-
 def _frac_bar(x: float | None, style: str) -> Text:
-    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return Text("–".ljust(11))
+    x = finite(x)
+    if x is None:
+        return Text(MISSING.ljust(11))
     cells = int(round(min(max(x, 0.0), 1.0) * 5))
-    t = Text("█" * cells, style)
-    t.append("·" * (5 - cells), "dim")
-    t.append(f"{x * 100:4.0f}% ")
-    return t
+    bar = Text("█" * cells, style)
+    bar.append("·" * (5 - cells), "dim")
+    bar.append(f"{x * 100:4.0f}% ")
+    return bar

@@ -1,26 +1,21 @@
-"""plotext plots (through textual-plotext): loss/accuracy, per-layer gradient over time, the gradient
-histogram of one layer, and for recurrent models ||d loss / d x_t|| per time step.
+"""Panels drawn with plotext (through textual-plotext): loss/accuracy, per-layer gradient over time, the
+gradient histogram of one layer, and for recurrent models ||d loss / d x_t|| per time step.
 
-A PlotextPlot builds its figure in render(); every series is downsampled to about the plot's width first
-(DESIGN.md §9), and a plot is refreshed only when its data changed.
+Each panel's `draw` hands its Plot a figure function; every series is thinned to about the plot's width
+first (plotext is slow on long series: README, Performance).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Hashable
 from typing import Any
 
-from textual_plotext import PlotextPlot
+from textual.app import ComposeResult
+from textual.containers import Vertical
 
-from tui_lab.ui.bridge import History
-
-LOG_FLOOR = -12.0
-
-
-def _log10(x: float | None) -> float | None:
-    if x is None or not math.isfinite(x):
-        return None
-    return math.log10(x) if x > 0 else LOG_FLOOR
+from tui_lab.core.fmt import log10_floored
+from tui_lab.ui.components.panel import Panel, Plot
+from tui_lab.ui.frame import Frame
 
 
 def pairs(xs: list[Any], ys: list[float | None], limit: int) -> tuple[list[Any], list[float]]:
@@ -28,8 +23,7 @@ def pairs(xs: list[Any], ys: list[float | None], limit: int) -> tuple[list[Any],
     pts = [(x, y) for x, y in zip(xs, ys) if y is not None]
     if limit > 0 and len(pts) > limit:
         stride = len(pts) / limit
-        picked = [pts[int(i * stride)] for i in range(limit - 1)] + [pts[-1]]
-        pts = picked
+        pts = [pts[int(i * stride)] for i in range(limit - 1)] + [pts[-1]]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -48,55 +42,41 @@ def pick_layers(n: int, most: int = 10) -> list[int]:
     return sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
 
 
-class DataPlot(PlotextPlot):
-    """A plot that redraws only when `set_data` brings a new key."""
+class PlotPanel(Panel, Vertical):
+    """A panel holding one plot; subclasses say what to plot in `figure`."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._key: Any = object()
-        self.data: dict[str, Any] = {}
-        self._drawn_size: tuple[int, int] | None = None
-        self._drawn_key: Any = None
+    def compose(self) -> ComposeResult:
+        self.plot = Plot()
+        yield self.plot
 
-    def set_data(self, key: Any, **data: Any) -> bool:
-        if key == self._key:
-            return False
-        self._key = key
-        self.data = data
-        self.refresh()
-        return True
+    def draw(self, frame: Frame) -> None:
+        self.plot.draw(lambda plt, width: self.figure(plt, width, frame))
 
-    def render(self):
-        size = (self.size.width, self.size.height)
-        if self._drawn_key is not self._key or size != self._drawn_size:
-            plt = self.plt
-            plt.clear_figure()  # a fresh figure: no ticks, frame or labels left from the last drawing
-            if self.draw(max(size[0] - 8, 10)) is False:  # nothing to plot yet: a message, no empty frame
-                plt.frame(False)
-                plt.xticks([])
-                plt.yticks([])
-            self._drawn_key, self._drawn_size = self._key, size
-        return super().render()
-
-    def draw(self, width: int) -> bool | None:  # pragma: no cover - overridden
-        """Plot the data; return False when there is nothing to plot."""
-        return False
+    def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
+        """Plot the frame; False when there is nothing to plot (the title then says why)."""
+        raise NotImplementedError
 
 
-class LossPlot(DataPlot):
-    def draw(self, width: int) -> bool | None:
-        plt = self.plt
-        h: History | None = self.data.get("history")
-        base: History | None = self.data.get("base")
-        labels = self.data.get("labels")
+class LossPanel(PlotPanel):
+    BORDER_TITLE = "Loss / accuracy"
+
+    def key(self, frame: Frame) -> Hashable:
+        return frame.view, frame.baseline, frame.labels
+
+    def subtitle(self, frame: Frame) -> str:
+        return f"grey: baseline {frame.labels[0]} · colour: {frame.labels[1]}" if frame.labels else ""
+
+    def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
+        h = frame.view.history if frame.view is not None else None
         if h is None or not len(h):
             plt.title("loss / accuracy: waiting for a run")
             return False
-        plt.title("")
+        base = frame.baseline.history if frame.baseline is not None else None
         if base is not None and len(base):
             x, y = pairs(base.steps, base.loss, width)
             if x:
-                plt.plot(x, y, color="gray", marker="braille", label=f"base {labels[0] if labels else ''}".strip())
+                label = f"base {frame.labels[0] if frame.labels else ''}".strip()
+                plt.plot(x, y, color="gray", marker="braille", label=label)
         x, y = pairs(h.steps, h.loss, width)
         if x:
             plt.plot(x, y, color="cyan", marker="braille", label="loss")
@@ -110,70 +90,94 @@ class LossPlot(DataPlot):
             if xv:
                 plt.scatter(xv, yv, color="green+", marker="dot", yside="right", label="val acc")
         plt.xlabel("step")
+        return True
 
 
-class GradTimePlot(DataPlot):
+class GradTimePanel(PlotPanel):
     """log10 ||grad W|| per layer over time, coloured input (blue) to output (red)."""
 
-    def draw(self, width: int) -> bool | None:
-        plt = self.plt
-        h: History | None = self.data.get("history")
-        names: list[str] = self.data.get("names") or []
-        base: History | None = self.data.get("base")
+    BORDER_TITLE = "‖∇W‖ per layer over time (log10)"
+
+    def key(self, frame: Frame) -> Hashable:
+        return frame.view, frame.baseline, frame.labels
+
+    def subtitle(self, frame: Frame) -> str:
+        legend = "blue = input side … red = output"
+        return f"{legend} · grey: baseline {frame.labels[0]} · colour: {frame.labels[1]}" if frame.labels else legend
+
+    def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
+        h = frame.view.history if frame.view is not None else None
+        names = frame.layer_names
         if h is None or not len(h) or not names:
             plt.title("waiting for gradients")
             return False
-        plt.title("")
-        n = len(names)
+        base = frame.baseline.history if frame.baseline is not None else None
         if base is not None and len(base) and base.grads:
-            bn = len(base.grads[-1])
-            for j in sorted({0, bn - 1}):
-                ys = [_log10(g[j]) if j < len(g) else None for g in base.grads]
+            last = len(base.grads[-1]) - 1
+            for j in sorted({0, last}):
+                ys = [log10_floored(g[j]) if j < len(g) else None for g in base.grads]
                 x, y = pairs(base.steps, ys, width)
                 if x:
                     plt.plot(x, y, color="gray", marker="dot", label=f"base {'L1' if j == 0 else 'last'}")
-        colors = layer_colors(n)
-        chosen = pick_layers(n)
+        colors = layer_colors(len(names))
+        chosen = pick_layers(len(names))
         for j in chosen:
-            ys = [_log10(g[j]) if j < len(g) else None for g in h.grads]
+            ys = [log10_floored(g[j]) if j < len(g) else None for g in h.grads]
             x, y = pairs(h.steps, ys, width)
             if x:
                 label = names[j] if j in (chosen[0], chosen[-1]) else None
                 plt.plot(x, y, color=colors[j], marker="braille", label=label)
         plt.xlabel("step")
+        return True
 
 
-class HistogramPlot(DataPlot):
-    def draw(self, width: int) -> bool | None:
-        plt = self.plt
-        hist = self.data.get("histogram")
+class HistogramPanel(PlotPanel):
+    BORDER_TITLE = "∇W histogram"
+
+    def key(self, frame: Frame) -> Hashable:
+        return frame.view, frame.hist_layer, frame.histograms
+
+    def subtitle(self, frame: Frame) -> str:
+        names = frame.layer_names
+        name = names[frame.hist_layer] if frame.hist_layer < len(names) else f"layer {frame.hist_layer + 1}"
+        return f"{name} · [ ] choose layer"
+
+    def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
+        hist = frame.view.histogram if frame.view is not None and frame.histograms else None
         if hist is None:
-            plt.title(self.data.get("empty") or "histogram: comes with the next snapshot")
+            plt.title(
+                "histogram: comes with the next snapshot"
+                if frame.histograms
+                else "histograms are not recorded in the run directory"
+            )
             return False
-        plt.title("")
         edges, counts = hist.edges, hist.counts
         centers = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
         plt.bar(centers, counts, color="cyan", width=0.9)
-        top = edges[-1]
-        plt.xticks([edges[0], 0.0, top], [f"{edges[0]:.1e}", "0", f"{top:.1e}"])
+        plt.xticks([edges[0], 0.0, edges[-1]], [f"{edges[0]:.1e}", "0", f"{edges[-1]:.1e}"])
+        return True
 
 
-class TimeGradPlot(DataPlot):
+class TimeGradPanel(PlotPanel):
     """Recurrent models: log10 ||d loss / d x_t|| per time step t."""
 
-    def draw(self, width: int) -> bool | None:
-        plt = self.plt
-        tgn = self.data.get("tgn")
-        base = self.data.get("base")
+    BORDER_TITLE = "‖dloss/dx_t‖ per time step (log10)"
+
+    def key(self, frame: Frame) -> Hashable:
+        return frame.view, frame.baseline, frame.cfg.recurrent
+
+    def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
+        tgn = frame.snapshot.time_grad_norm if frame.snapshot is not None else None
         if not tgn:
-            plt.title(self.data.get("empty") or "||dloss/dx_t||: recurrent models only")
+            plt.title("||dloss/dx_t||: waiting for a run" if frame.cfg.recurrent else "recurrent models only")
             return False
-        plt.title("")
+        base = frame.baseline.time_grads if frame.baseline is not None else None
         if base:
-            x, y = pairs(list(range(1, len(base) + 1)), [_log10(v) for v in base], width)
+            x, y = pairs(list(range(1, len(base) + 1)), [log10_floored(v) for v in base], width)
             if x:
                 plt.plot(x, y, color="gray", marker="dot", label="baseline")
-        x, y = pairs(list(range(1, len(tgn) + 1)), [_log10(v) for v in tgn], width)
+        x, y = pairs(list(range(1, len(tgn) + 1)), [log10_floored(v) for v in tgn], width)
         if x:
             plt.plot(x, y, color="magenta", marker="braille", label="log10 ||dL/dx_t||")
         plt.xlabel("time step t")
+        return True

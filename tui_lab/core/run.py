@@ -1,0 +1,239 @@
+"""The records of a run, shared by the trainer, the run directory, the UI and the sweep. Plain Python data:
+no torch, no Textual, so the UI can import them without loading either.
+
+- `Control`: run, pause, step, stop, shared by whoever drives a run and the trainer thread.
+- `RunMeta`: what is known once a run has started (device, probe points, steps).
+- `Snapshot` of `LayerStats` (and an optional `Histogram`), one every `train.log_every` steps, with its
+  `Finding`s; `Snapshot.to_dict` is a metrics.jsonl line (README: Run directory).
+- `RunResult`: how the run ended (`Status`) and its summary.json.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from tui_lab.core.config import LabConfig
+
+Status = Literal["completed", "diverged", "stopped", "failed"]
+# A diverged or user-stopped run is an outcome, not an error: only a failure makes the command fail.
+EXIT_CODES: dict[str, int] = {"completed": 0, "diverged": 0, "stopped": 0, "failed": 1}
+ENDED_OK = tuple(status for status, code in EXIT_CODES.items() if code == 0)
+
+
+class Control:
+    """Thread-safe run/pause/step/stop, shared by the UI (or a signal handler) and the trainer."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._paused = False
+        self._stopped = False
+        self._steps = 0  # single steps granted while paused
+        self.waited_s = 0.0  # time the trainer has spent paused (kept out of samples/s and the ETA)
+        self.histogram_layer: int | None = None  # which probe point's gradient histogram the UI wants
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def step_once(self) -> None:
+        """Pause (if running) and let exactly one more step run."""
+        with self._cond:
+            self._paused = True
+            self._steps += 1
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def wait(self) -> Literal["run", "step", "stop"]:
+        """Called by the trainer before every step: go on, take one granted step, or stop."""
+        if not self._paused and not self._stopped:
+            return "run"  # the fast path: no lock per step
+        with self._cond:
+            start = time.perf_counter()
+            while self._paused and not self._stopped and self._steps == 0:
+                self._cond.wait(0.25)
+            self.waited_s += time.perf_counter() - start
+            if self._stopped:
+                return "stop"
+            if self._paused:
+                self._steps -= 1
+                return "step"
+            return "run"
+
+
+@dataclass
+class LayerStats:
+    """One probe point's statistics (README: Run directory)."""
+
+    name: str
+    grad_norm: float | None = None
+    weight_norm: float | None = None
+    update_ratio: float | None = None
+    act_mean: float | None = None
+    act_std: float | None = None
+    dead_frac: float | None = None
+    sat_frac: float | None = None
+    act_grad_norm: float | None = None  # ||d loss / d h|| at the layer's output: the back-propagated signal
+
+
+@dataclass
+class Histogram:
+    layer: str
+    edges: list[float]  # bins + 1 edges
+    counts: list[int]
+
+
+@dataclass
+class Finding:
+    kind: str  # vanishing | exploding | dead | saturated | update_ratio | nonfinite | vanishing_time | ...
+    severity: str  # info | warn | error
+    layers: list[str]
+    value: float | None
+    message: str
+    remedy: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def text(self) -> str:
+        return f"{self.message} — {self.remedy}" if self.remedy else self.message
+
+
+@dataclass
+class RunMeta:
+    """What the sinks learn when a run starts; `summary()` is the part summary.json keeps."""
+
+    config: LabConfig | None = None
+    preset: str | None = None
+    device: str = ""
+    device_name: str = ""
+    layers: list[str] = field(default_factory=list)
+    total_steps: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "config"}
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any], config: LabConfig | None = None) -> RunMeta:
+        known = {f.name for f in fields(cls)} - {"config"}
+        return cls(config=config, **{k: v for k, v in summary.items() if k in known})
+
+
+@dataclass
+class Snapshot:
+    step: int
+    total_steps: int
+    epoch: float
+    time_s: float
+    loss: float | None
+    acc: float | None = None
+    val_loss: float | None = None
+    val_acc: float | None = None
+    lr: float = 0.0
+    samples_per_s: float = 0.0
+    eta_s: float | None = None
+    layers: list[LayerStats] = field(default_factory=list)
+    time_grad_norm: list[float] | None = None
+    mem_mb: float | None = None
+    nonfinite: bool = False
+    histogram: Histogram | None = None  # of the layer the UI asked for (Control.histogram_layer)
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics.jsonl line."""
+        d: dict[str, Any] = {
+            "step": self.step,
+            "epoch": round(self.epoch, 4),
+            "time_s": round(self.time_s, 4),
+            "loss": self.loss,
+            "acc": self.acc,
+            "val_loss": self.val_loss,
+            "val_acc": self.val_acc,
+            "lr": self.lr,
+            "samples_per_s": round(self.samples_per_s, 1),
+            "layers": [dict(vars(layer)) for layer in self.layers],  # flat floats: no deep copy (asdict)
+        }
+        if self.time_grad_norm is not None:
+            d["time_grad_norm"] = self.time_grad_norm
+        if self.mem_mb is not None:
+            d["mem_mb"] = round(self.mem_mb, 1)
+        if self.nonfinite:
+            d["nonfinite"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], total_steps: int = 0) -> Snapshot:
+        names = {f.name for f in fields(LayerStats)}
+        layers = [LayerStats(**{k: v for k, v in layer.items() if k in names}) for layer in d.get("layers", [])]
+        return cls(
+            step=int(d.get("step", 0)),
+            total_steps=total_steps,
+            epoch=float(d.get("epoch") or 0.0),
+            time_s=float(d.get("time_s") or 0.0),
+            loss=d.get("loss"),
+            acc=d.get("acc"),
+            val_loss=d.get("val_loss"),
+            val_acc=d.get("val_acc"),
+            lr=float(d.get("lr") or 0.0),
+            samples_per_s=float(d.get("samples_per_s") or 0.0),
+            layers=layers,
+            time_grad_norm=d.get("time_grad_norm"),
+            mem_mb=d.get("mem_mb"),
+            nonfinite=bool(d.get("nonfinite")),
+        )
+
+
+@dataclass
+class RunResult:
+    status: Status
+    steps: int  # optimiser steps taken
+    message: str = ""
+    last: Snapshot | None = None
+    last_finite: Snapshot | None = None
+    findings: list[Finding] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    device: str = ""
+
+    @property
+    def final(self) -> Snapshot | None:
+        """The last snapshot with finite numbers (a diverged run's last one has none)."""
+        return self.last_finite or self.last
+
+    def to_dict(self) -> dict[str, Any]:
+        """summary.json."""
+        final = self.final
+        return {
+            "status": self.status,
+            "steps": self.steps,
+            "message": self.message,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "device": self.device,
+            "final": final.to_dict() if final else None,
+            "diverged_at": self.last.step if self.status == "diverged" and self.last else None,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+class Sink(Protocol):
+    """Where a trainer sends its snapshots (the run log, the UI's bridge, a progress printer). A sink may
+    also have `on_start(meta: RunMeta)` and `on_finish(result: RunResult)`; both are optional."""
+
+    def __call__(self, snapshot: Snapshot) -> Any: ...

@@ -1,0 +1,158 @@
+"""The main screen: the panels, their arrangement for the terminal's size, and the repaint timer.
+
+Every POLL_S the screen turns the app's state into a Frame and hands it to each panel; each panel redraws
+only what changed. A fast trainer never floods the event loop (the bridge is polled, not pushed), and while
+a run goes the panels follow at most every PANEL_INTERVAL_S (plots are the costly part of a repaint and
+every repainted row costs terminal bytes); the status line keeps the full rate, so keys answer at once.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.events import Resize
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Static
+
+from tui_lab.ui.bridge import View
+from tui_lab.ui.components.config_panel import ConfigPanel
+from tui_lab.ui.components.findings import FindingsPanel
+from tui_lab.ui.components.gradflow import GradFlowPanel, LayersPanel
+from tui_lab.ui.components.panel import Panel
+from tui_lab.ui.components.plots import GradTimePanel, HistogramPanel, LossPanel, TimeGradPanel
+from tui_lab.ui.components.status import StatusBar
+from tui_lab.ui.state import LabState
+
+POLL_S = 1 / 6  # how often the screen looks at the run: 6 Hz
+PANEL_INTERVAL_S = 0.5  # panels redraw at most twice a second while training (GIL and terminal bandwidth)
+WIDE = (150, 40)  # at least this many columns and rows: every panel at once
+TWO_COLUMNS = 110
+PALETTE_HINT_COLUMNS = 100  # below this every footer key is worth more than the palette hint
+
+# Views for terminals smaller than WIDE: (key, title, panels in one column, panels in two columns).
+VIEWS: list[tuple[str, str, list[str], list[str]]] = [
+    ("config", "Config", ["p-config"], ["p-config", "p-flow"]),
+    ("gradients", "Gradients", ["p-flow", "p-findings"], ["p-flow", "p-findings", "p-gradtime", "p-layers"]),
+    ("curves", "Curves", ["p-loss", "p-gradtime"], ["p-loss", "p-gradtime"]),
+    ("layers", "Layers", ["p-hist", "p-layers", "p-timegrad"], ["p-hist", "p-layers", "p-timegrad"]),
+]
+RECURRENT_ONLY = {"p-timegrad"}
+LAYOUT_CLASSES = {"-wide", "-cols2", "-cols1", "-recurrent"} | {f"-view-{key}" for key, *_ in VIEWS}
+
+
+class LabScreen(Screen):
+    def __init__(self, lab: LabState, poll_s: float = POLL_S) -> None:
+        super().__init__()
+        self.lab = lab
+        self.poll_s = poll_s
+        self.view_index = 0
+        self._panel_view: View | None = None  # the view the panels were last given
+        self._panel_time = 0.0
+
+    def compose(self) -> ComposeResult:
+        self.status = StatusBar(id="status")
+        yield self.status
+        yield Static("", id="viewbar")
+        self.panels: list[Panel] = [
+            ConfigPanel(self.lab.cfg, id="p-config"),
+            LossPanel(id="p-loss"),
+            GradFlowPanel(id="p-flow"),
+            GradTimePanel(id="p-gradtime"),
+            FindingsPanel(id="p-findings"),
+            HistogramPanel(id="p-hist"),
+            LayersPanel(id="p-layers"),
+            TimeGradPanel(id="p-timegrad"),
+        ]
+        yield Container(*self.panels, id="panels")  # type: ignore[arg-type]
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.arrange_panels()
+        self.refresh_panels()
+        self.set_interval(self.poll_s, self._tick)
+
+    def on_resize(self, event: Resize) -> None:
+        self.arrange_panels()
+        self.query_one(Footer).show_command_palette = event.size.width >= PALETTE_HINT_COLUMNS
+
+    @property
+    def config_panel(self) -> ConfigPanel:
+        return self.query_one(ConfigPanel)
+
+    @property
+    def wide(self) -> bool:
+        return self.size.width >= WIDE[0] and self.size.height >= WIDE[1]
+
+    # -- arrangement ---------------------------------------------------------------------------------------
+
+    def show_view(self, index: int) -> None:
+        self.view_index = index % len(VIEWS)
+        self.arrange_panels()
+
+    def arrange_panels(self) -> None:
+        """Which panels show, and in what grid, for this size, view and kind of model."""
+        wide, two = self.wide, self.size.width >= TWO_COLUMNS
+        recurrent = (self.lab.run.cfg if self.lab.run is not None else self.lab.cfg).recurrent
+        key, _title, one_column, two_columns = VIEWS[self.view_index]
+        visible = [p.id for p in self.panels] if wide else two_columns if two else one_column
+        visible = [p for p in visible if recurrent or p not in RECURRENT_ONLY]
+        # All layout classes in one change: each class change restyles every widget on the screen (hundreds,
+        # with the config panel), so one set_classes, and none if nothing changed.
+        wanted = {f"-view-{key}"} | {
+            cls
+            for cls, on in (
+                ("-wide", wide),
+                ("-cols2", not wide and two),
+                ("-cols1", not wide and not two),
+                ("-recurrent", recurrent),
+            )
+            if on
+        }
+        if (set(self.classes) & LAYOUT_CLASSES) != wanted:
+            self.set_classes((set(self.classes) - LAYOUT_CLASSES) | wanted)
+        for panel in self.panels:
+            panel.display = panel.id in visible  # type: ignore[attr-defined]
+        bar = self.query_one("#viewbar", Static)
+        bar.display = not wide
+        if not wide:
+            tabs = [
+                f"[{'reverse bold' if i == self.view_index else 'dim'}] {i + 1} {title} [/]"
+                for i, (_key, title, *_panels) in enumerate(VIEWS)
+            ]
+            bar.update(" ".join(tabs) + "  [dim]v next view[/dim]")
+        if self.focused is not None and not _shown(self.focused):
+            self.set_focus(None)
+
+    # -- repainting ----------------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self.lab.run is not None:
+            self.lab.run.poll()
+        self.refresh_panels()
+
+    def refresh_panels(self) -> None:
+        """Hand every panel the current frame (the status line the newest view, the others a throttled one)."""
+        if not self.is_mounted:
+            return
+        view = self.lab.view()
+        frame = self.lab.frame(view)
+        self.status.show(frame)
+        now = time.monotonic()
+        if view is not self._panel_view and (frame.state != "running" or now - self._panel_time >= PANEL_INTERVAL_S):
+            self._panel_view, self._panel_time = view, now
+        if self._panel_view is not view:
+            frame = self.lab.frame(self._panel_view)
+        for panel in self.panels:
+            panel.show(frame)
+
+
+def _shown(widget: Widget) -> bool:
+    node: Widget | None = widget
+    while node is not None:
+        if not node.display:
+            return False
+        node = node.parent  # type: ignore[assignment]
+    return True
