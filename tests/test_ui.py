@@ -55,9 +55,8 @@ def snapshots(app: LabApp) -> int:
 
 
 def shown_text(app: LabApp, selector: str) -> str:
-    """What a panel's body draws, as plain text."""
-    panel = app.query_one(selector)
-    return str(panel.body.render()) if hasattr(panel.body, "make") else str(panel.body.content)
+    """What a text panel draws, as plain text."""
+    return str(app.query_one(selector).body.render())
 
 
 def test_ui_modules_do_not_import_torch():

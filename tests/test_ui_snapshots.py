@@ -13,6 +13,7 @@ from tui_lab.core.config import LabConfig, with_overrides
 from tui_lab.core.diagnosis import diagnose
 from tui_lab.core.run import Histogram, RunMeta, Snapshot
 from tui_lab.ui.app import LabApp
+from tui_lab.ui.runs import LiveRun
 
 NAMES = ["L1", "L2", "L3", "L4", "out"]
 
@@ -76,12 +77,12 @@ def paused_app(view_keys: str = "", baseline: bool = False):
             await pilot.pause(0.05)
         snaps = fixture_snapshots(cfg)
         if baseline:
-            app.attach_replay(cfg, "fixture", meta, snaps[:12])
+            app.show_run(LiveRun.replay(cfg, "fixture", meta, snaps[:12]))
             app.action_pin()
             relu = with_overrides(cfg, ["model.activation=relu", "model.init=he_normal"])
-            app.attach_replay(relu, "fixture", meta, fixture_snapshots(relu)[:15])
+            app.show_run(LiveRun.replay(relu, "fixture", meta, fixture_snapshots(relu)[:15]))
         else:
-            app.attach_replay(cfg, "fixture", meta, snaps)
+            app.show_run(LiveRun.replay(cfg, "fixture", meta, snaps))
         app.clear_notifications()
         for key in view_keys:
             await pilot.press(key)

@@ -22,7 +22,6 @@ from textual.screen import Screen
 
 from tui_lab.core.config import LabConfig
 from tui_lab.core.errors import UserError
-from tui_lab.core.run import RunMeta, Snapshot
 from tui_lab.ui import commands
 from tui_lab.ui.baseline import from_run_dir, from_view
 from tui_lab.ui.main_screen import POLL_S, LabScreen
@@ -107,21 +106,11 @@ class LabApp(App[int]):
     def _train(self, run: LiveRun, previous: Run | None) -> None:
         run.train(previous)
 
-    def attach_replay(
-        self,
-        cfg: LabConfig,
-        name: str,
-        meta: RunMeta,
-        snapshots: Iterable[Snapshot],
-        paused: bool = True,
-        run_dir: Path | None = None,
-    ) -> LiveRun:
-        """Show a fixed sequence of snapshots as if a run produced them (deterministic tests, demos)."""
-        run = LiveRun.replay(cfg, name, meta, snapshots, paused=paused, run_dir=run_dir)
+    def show_run(self, run: Run) -> None:
+        """Put a run on screen that is already made: a replay of fixed snapshots (tests, demos), say."""
         self.lab.replace_run(run)
         self.main.arrange_panels()
         self._changed()
-        return run
 
     def stop_and_join(self, timeout: float = 1.0) -> bool:
         """Stop the run on screen and wait for its run directory to be complete; True when it was in time."""

@@ -29,15 +29,22 @@ def bar_style(value: float | None, top: float) -> str:
     return "green"
 
 
-class GradFlowPanel(Panel, VerticalScroll):
+class TextPanel(Panel, VerticalScroll):
+    """A panel of Rich text made for its width (`text`), scrolling when it is taller than the panel."""
+
+    def compose(self) -> ComposeResult:
+        self.body = TextBody(self.text)
+        yield self.body
+
+    def text(self, width: int) -> Text:
+        raise NotImplementedError
+
+
+class GradFlowPanel(TextPanel):
     """log10 ||grad W|| per layer, input side first; the baseline's bar beside each, dimmed."""
 
     BORDER_TITLE = "Gradient flow  log10 ‖∇W‖"
     EMPTY = "no gradients yet: press r to run, s to take one step"
-
-    def compose(self) -> ComposeResult:
-        self.body = TextBody(self._text)
-        yield self.body
 
     def key(self, frame: Frame) -> Hashable:
         return frame.view, frame.baseline, frame.labels, frame.state == "running"
@@ -50,7 +57,7 @@ class GradFlowPanel(Panel, VerticalScroll):
         base = frame.baseline
         self.body.redraw((len(frame.layer_names), len(base.names) if base else None))
 
-    def _text(self, width: int) -> Text:
+    def text(self, width: int) -> Text:
         frame = self.frame
         text = Text(no_wrap=True, overflow="crop")
         base = frame.baseline if frame is not None else None
@@ -121,20 +128,16 @@ def _fmt_log(v: float | None) -> str:
     return f"{v:+.1f}"
 
 
-class LayersPanel(Panel, VerticalScroll):
+class LayersPanel(TextPanel):
     """Per layer: activation std, dead and saturated fractions, update/weight ratio."""
 
     BORDER_TITLE = "Activations: dead / saturated"
     EMPTY = "no statistics yet"
 
-    def compose(self) -> ComposeResult:
-        self.body = TextBody(self._text)
-        yield self.body
-
     def draw(self, frame: Frame) -> None:
         self.body.redraw(len(frame.layer_names))
 
-    def _text(self, width: int) -> Text:
+    def text(self, width: int) -> Text:
         frame = self.frame
         layers = frame.layers if frame is not None else []
         text = Text(no_wrap=True, overflow="crop")

@@ -57,6 +57,11 @@ class PlotPanel(Panel, Vertical):
         raise NotImplementedError
 
 
+def legend(frame: Frame) -> str:
+    """Which curve is the baseline's, when one is pinned."""
+    return f"grey: baseline {frame.labels[0]} · colour: {frame.labels[1]}" if frame.labels else ""
+
+
 class LossPanel(PlotPanel):
     BORDER_TITLE = "Loss / accuracy"
 
@@ -64,7 +69,7 @@ class LossPanel(PlotPanel):
         return frame.view, frame.baseline, frame.labels
 
     def subtitle(self, frame: Frame) -> str:
-        return f"grey: baseline {frame.labels[0]} · colour: {frame.labels[1]}" if frame.labels else ""
+        return legend(frame)
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         h = frame.view.history if frame.view is not None else None
@@ -98,12 +103,10 @@ class GradTimePanel(PlotPanel):
 
     BORDER_TITLE = "‖∇W‖ per layer over time (log10)"
 
-    def key(self, frame: Frame) -> Hashable:
-        return frame.view, frame.baseline, frame.labels
+    key = LossPanel.key
 
     def subtitle(self, frame: Frame) -> str:
-        legend = "blue = input side … red = output"
-        return f"{legend} · grey: baseline {frame.labels[0]} · colour: {frame.labels[1]}" if frame.labels else legend
+        return " · ".join(part for part in ("blue = input side … red = output", legend(frame)) if part)
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         h = frame.view.history if frame.view is not None else None
