@@ -11,6 +11,8 @@ from tui_lab.core.config import LabConfig, with_overrides
 ROOT = Path(__file__).resolve().parent.parent
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import calibrate  # noqa: E402 - the diagnosis's calibration suite
+
 from _pty import PtyProcess, term_env, visible  # noqa: E402
 
 # A 4-layer, 16-wide MLP on 256 points: a few hundred steps train in about a second on one core.
@@ -35,4 +37,4 @@ def small_config(steps: int = 100, *extra: str) -> LabConfig:
     return config(*SMALL, f"train.steps={steps}", *extra)
 
 
-__all__ = ["ROOT", "SMALL", "PtyProcess", "config", "small_config", "term_env", "visible"]
+__all__ = ["ROOT", "SMALL", "PtyProcess", "calibrate", "config", "small_config", "term_env", "visible"]

@@ -28,8 +28,15 @@ class Activation:
 class Arch:
     data_kinds: tuple[str, ...]  # the kinds of data set (see DATASETS) it takes
     recurrent: bool = False
+    gated: bool = False  # a cell whose gates can learn to carry the gradient across time (lstm, gru)
     residual: bool = False
     spatial: bool = False  # takes images as channels x height x width (else flattened)
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    adaptive: bool = False  # divides each weight's step by its own gradient size: steps of about lr
+    decaying: bool = False  # its steps shrink as it goes (Adagrad's sum of squares only grows)
 
 
 ARCHS: dict[str, Arch] = {
@@ -37,8 +44,8 @@ ARCHS: dict[str, Arch] = {
     "resmlp": Arch(("points", "images"), residual=True),
     "cnn": Arch(("images",), spatial=True),
     "rnn": Arch(("sequences",), recurrent=True),
-    "lstm": Arch(("sequences",), recurrent=True),
-    "gru": Arch(("sequences",), recurrent=True),
+    "lstm": Arch(("sequences",), recurrent=True, gated=True),
+    "gru": Arch(("sequences",), recurrent=True, gated=True),
 }
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -77,7 +84,15 @@ DATASETS: dict[str, str] = {
     "copy": "sequences",
 }
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+OPTIMIZERS: dict[str, Optimizer] = {
+    "sgd": Optimizer(),
+    "momentum": Optimizer(),
+    "nesterov": Optimizer(),
+    "adagrad": Optimizer(adaptive=True, decaying=True),
+    "rmsprop": Optimizer(adaptive=True),
+    "adam": Optimizer(adaptive=True),
+    "adamw": Optimizer(adaptive=True),
+}
 
 # Config field kind -> its choices, in the order the README lists them.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -86,7 +101,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "init": INITS,
     "norm": NORMS,
     "data": tuple(DATASETS),
-    "optim": OPTIMIZERS,
+    "optim": tuple(OPTIMIZERS),
 }
 
 ALIASES: dict[str, dict[str, str]] = {

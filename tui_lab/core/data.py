@@ -24,6 +24,7 @@ class Dataset:
     y_val: torch.Tensor
     task: str  # "classify" (cross-entropy, accuracy) or "regress" (mean squared error)
     n_outputs: int  # classes, or 1 for regression
+    chance_loss: float  # the loss of the best constant guess (class frequencies; the mean): "learnt nothing"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -37,6 +38,7 @@ class Dataset:
             self.y_val.to(device),
             self.task,
             self.n_outputs,
+            self.chance_loss,
         )
 
 
@@ -50,8 +52,10 @@ def build_dataset(cfg: LabConfig) -> Dataset:
     n_val = max(1, int(round(len(x) * d.val_fraction)))
     x_train, y_train, x_val, y_val = x[n_val:], y[n_val:], x[:n_val], y[:n_val]
     if classes:
-        return Dataset(x_train, y_train, x_val, y_val, "classify", classes)
-    return Dataset(x_train, y_train, x_val, y_val, "regress", 1)
+        freq = torch.bincount(y_train, minlength=classes).double() / len(y_train)
+        entropy = float(-(freq[freq > 0] * freq[freq > 0].log()).sum())
+        return Dataset(x_train, y_train, x_val, y_val, "classify", classes, entropy)
+    return Dataset(x_train, y_train, x_val, y_val, "regress", 1, float(y_train.double().var(unbiased=False)))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -50,13 +50,18 @@ class LabModel(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.capture = False
-        self.captured: list[torch.Tensor] = []  # one per hidden probe point, filled when capture is on
+        # When capture is on: each hidden probe point's output, then the output layer's (the logits).
+        self.captured: list[torch.Tensor] = []
 
     def _record(self, h: torch.Tensor) -> None:
         if self.capture:
             if h.requires_grad:
                 h.retain_grad()  # d loss / d h: the back-propagated signal at this layer
             self.captured.append(h)
+
+    def _output(self, out: torch.Tensor) -> torch.Tensor:
+        self._record(out)  # d loss / d logits: the signal the backward pass starts from
+        return out
 
     def probe_points(self) -> list[ProbePoint]:
         """Feed-forward models: one point per block's layer, then the head."""
@@ -119,7 +124,7 @@ class MLP(LabModel):
                 h = h + self.branch_scale * block(h, self._record)
             else:
                 h = block(h, self._record)
-        return self.head(h)
+        return self._output(self.head(h))
 
 
 class CNN(LabModel):
@@ -140,7 +145,7 @@ class CNN(LabModel):
         h = x
         for block in self.blocks:
             h = block(h, self._record)
-        return self.head(h.flatten(1))
+        return self._output(self.head(h.flatten(1)))
 
 
 class Recurrent(LabModel):
@@ -173,7 +178,7 @@ class Recurrent(LabModel):
             self._record(h)
             if self.drop is not None:
                 h = self.drop(h)
-        return self.head(h[:, -1])
+        return self._output(self.head(h[:, -1]))
 
     def probe_points(self) -> list[ProbePoint]:
         points = [

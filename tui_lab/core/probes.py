@@ -30,8 +30,7 @@ class Reading:
 
     layers: list[LayerStats]
     time_grad_norm: list[float] | None = None  # recurrent models: ||d loss / d x_t|| per time step
-    acc: float | None = None  # the batch accuracy, when asked for
-    loss_sum: float | None = None  # the summed loss of the interval, when it was kept on the device
+    scalars: dict[str, float] = field(default_factory=dict)  # what the trainer asked to read along (by name)
 
 
 @dataclass
@@ -43,7 +42,9 @@ class _Layout:
     recorded: int = 0  # hidden points whose activation was recorded (the first `recorded` of them)
     counts: list[int] = field(default_factory=list)  # per recorded layer: activation elements
     units: list[int] = field(default_factory=list)  # per recorded layer: units (channels for conv layers)
-    agrads_in_norms: bool = False  # the ||d loss / d h|| came with the foreach norm of the weights
+    agrads_in_norms: bool = False  # the ||d loss / d h|| came with the foreach norm of the gradients
+    output_grad: bool = False  # ||d loss / d logits|| came with them too
+    delta: bool = False  # ||W_after - W_before|| per weight follows the output's mean and spread
 
 
 class Probes:
@@ -58,10 +59,8 @@ class Probes:
         self._scratch: dict[str, torch.Tensor] = {}  # large buffers reused across snapshots (no page faults)
         self._pieces: list[torch.Tensor] = []  # this capture's raw reductions, in `_layout` order
         self._layout = _Layout(len(self._weights), len(self.points) - 1)
-        self._delta: torch.Tensor | None = None  # per-weight ||dW|| once the optimiser stepped
-        self._delta_scale: list[float] | None = None  # plain SGD: ||dW|| = lr * ||grad W|| (see after_step)
+        self._kept: list[torch.Tensor] = []  # this capture's activations, for counting non-finite values
         self.inputs: torch.Tensor | None = None
-        self._sgd_groups = _plain_sgd_groups(optimizer, self._weights)
 
     # -- the capture step, in training order ------------------------------------------------------------
 
@@ -75,87 +74,85 @@ class Probes:
         return x
 
     def after_backward(self, logits: torch.Tensor) -> None:
-        """Gradients are in; the optimiser has not stepped. Gradient, weight and activation reductions."""
+        """Gradients are in; the optimiser has not stepped. Gradient, weight and activation reductions, and a
+        copy of the weights (for the size of the step about to be taken)."""
         self.model.capture = False
         n_hidden = len(self.points) - 1
-        hidden = list(self.model.captured)[:n_hidden]
+        captured = list(self.model.captured)
         self.model.captured.clear()
+        hidden = captured[:n_hidden]
+        output = captured[n_hidden] if len(captured) > n_hidden else logits  # models record their logits last
+        self._kept = [*hidden, output]
         weights = self._weights
         layout = self._layout = _Layout(len(weights), n_hidden, recorded=len(hidden))
         with torch.no_grad():
             grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in weights]
             agrads = [h.grad for h in hidden]
             layout.agrads_in_norms = bool(hidden) and all(g is not None for g in agrads)
-            # One foreach norm: every weight gradient, every weight, and every activation gradient.
-            norms = torch._foreach_norm(grads + weights + (agrads if layout.agrads_in_norms else []))  # type: ignore[operator]
-            pieces = [torch.stack(norms).float()]
-
-            if self._sgd_groups is None:
-                prev = self._previous
-                if len(prev) != len(weights) or any(
-                    b.shape != w.shape or b.device != w.device or b.dtype != w.dtype for b, w in zip(prev, weights)
-                ):
-                    prev = self._previous = [torch.empty_like(w, requires_grad=False) for w in weights]
-                torch._foreach_copy_(prev, weights)  # the weights before the step, for ||dW||
-            self._delta = None
-            self._delta_scale = None
-
-            pieces += self._hidden_reductions(hidden, layout)
-            out = logits.detach().float()
+            layout.output_grad = output.grad is not None
+            backward = (
+                grads + (agrads if layout.agrads_in_norms else []) + ([output.grad] if layout.output_grad else [])
+            )
+            # Gradients are summed in float64: in float32 the squares of a vanishing gradient (elements below
+            # ~1e-19) underflow to an exact 0, and those of an exploding one (above ~1e19) overflow to inf.
+            pieces = [
+                torch.stack(torch._foreach_norm(backward, 2, dtype=torch.float64)),  # type: ignore[call-arg]
+                torch.stack(torch._foreach_norm(weights)).double(),
+            ]
+            prev = self._previous
+            if len(prev) != len(weights) or any(
+                b.shape != w.shape or b.device != w.device or b.dtype != w.dtype for b, w in zip(prev, weights)
+            ):
+                prev = self._previous = [torch.empty_like(w, requires_grad=False) for w in weights]
+            torch._foreach_copy_(prev, weights)  # the weights before the step: ||dW||, and a divergence's autopsy
+            pieces += [p.double() for p in self._hidden_reductions(hidden, layout)]
+            out = output.detach().float()
             if out.numel() > 1:
                 o_std, o_mean = torch.std_mean(out)
-                pieces.append(torch.stack([o_mean, o_std]))
+                pieces.append(torch.stack([o_mean, o_std]).double())
             else:
-                pieces.append(torch.cat([out.reshape(1), torch.zeros(1, device=out.device)]))
+                pieces.append(torch.cat([out.reshape(1), torch.zeros(1, device=out.device)]).double())
         self._pieces = pieces
 
     def after_step(self) -> None:
-        """The optimiser stepped: ||dW|| of this update, per weight (divided by ||W|| on the host).
-
-        For plain SGD (no momentum, no weight decay) the step is dW = -lr * grad exactly, so ||dW|| is lr
-        times the norm of the gradient the step used (read now: clipping may have changed it). No copy of
-        the weights is needed, and the figure has no rounding noise from subtracting nearly equal weights.
-        Any other optimiser: ||W_after - W_before|| from a copy taken in after_backward.
-        """
-        if not self._pieces or self._delta is not None:
+        """The optimiser stepped: ||W_after - W_before||, per weight (divided by ||W|| on the host). One definition
+        for every optimiser: the change the step made to the float32 weights (0 where it changed nothing)."""
+        if not self._pieces or self._layout.delta:
             return
         with torch.no_grad():
-            if self._sgd_groups is not None:
-                grads = [w.grad if w.grad is not None else torch.zeros_like(w) for w in self._weights]
-                self._delta = torch.stack(torch._foreach_norm(grads)).float()
-                self._delta_scale = [float(group["lr"]) for group in self._sgd_groups]
-                return
-            if not self._previous:
-                return
-            torch._foreach_sub_(self._previous, self._weights)  # prev - now = -dW (the buffers are scratch)
-            self._delta = torch.stack(torch._foreach_norm(self._previous)).float()
+            delta = [self._buffer(f"delta{i}", tuple(w.shape), w) for i, w in enumerate(self._weights)]
+            torch._foreach_copy_(delta, self._previous)
+            torch._foreach_sub_(delta, self._weights)
+            self._pieces.append(torch.stack(torch._foreach_norm(delta)).double())
+            self._layout.delta = True
 
-    def read(self, acc: torch.Tensor | None = None, loss_sum: torch.Tensor | None = None) -> Reading:
-        """One host copy of everything this capture measured, plus the accuracy and loss asked for."""
+    def restore_weights(self) -> None:
+        """Put back the weights this capture saw (before the step): to look again at the step that broke."""
+        with torch.no_grad():
+            torch._foreach_copy_(self._weights, self._previous)
+
+    def read(self, scalars: dict[str, torch.Tensor] | None = None) -> Reading:
+        """One host copy of everything this capture measured, plus the scalars asked for (by name)."""
         pieces = list(self._pieces)
         device = pieces[0].device
-        if self._delta is not None:
-            pieces.append(self._delta)
         time_steps = 0
         if self.model.recurrent and self.inputs is not None and self.inputs.grad is not None:
-            time_grads = torch.linalg.vector_norm(self.inputs.grad, dim=(0, 2)).float()
+            time_grads = torch.linalg.vector_norm(self.inputs.grad, dim=(0, 2), dtype=torch.float64)
             time_steps = time_grads.numel()
             pieces.append(time_grads)
-        extras = [t for t in (acc, loss_sum) if t is not None]
-        if extras:
-            pieces.append(torch.stack([t.detach().float().reshape(()).to(device) for t in extras]))
+        scalars = scalars or {}
+        if scalars:
+            pieces.append(torch.stack([t.detach().double().reshape(()).to(device) for t in scalars.values()]))
         flat = torch.cat(pieces).cpu().tolist()
         self.inputs = None
         cursor = _Cursor(flat)
         layers = self._assemble(cursor)
         reading = Reading(layers, cursor.take(time_steps) if time_steps else None)
-        if acc is not None:
-            reading.acc = cursor.take(1)[0]
-        if loss_sum is not None:
-            reading.loss_sum = cursor.take(1)[0]
+        reading.scalars = dict(zip(scalars, cursor.take(len(scalars))))
+        if not all(math.isfinite(x) for x in flat):
+            self._count_nonfinite(layers)
+        self._kept = []
         return reading
-
-    # -- helpers ----------------------------------------------------------------------------------------
 
     def _hidden_reductions(self, hidden: list[torch.Tensor], layout: _Layout) -> list[torch.Tensor]:
         """Raw reductions of the recorded hidden activations, one value per layer in each piece: mean,
@@ -177,10 +174,11 @@ class Probes:
             rows = [self._reduce(h.detach().float()[None].clone(), layout) for h in hidden]
             pieces = [torch.cat(column) for column in zip(*rows)]
         if not layout.agrads_in_norms:
-            zero = torch.zeros((), device=first.device)
-            pieces.append(
-                torch.stack([torch.linalg.vector_norm(h.grad) if h.grad is not None else zero for h in hidden]).float()
-            )
+            zero = torch.zeros((), device=first.device, dtype=torch.float64)
+            norms = [
+                torch.linalg.vector_norm(h.grad, dtype=torch.float64) if h.grad is not None else zero for h in hidden
+            ]
+            pieces.append(torch.stack(norms))
         return pieces
 
     def _reduce(self, acts: torch.Tensor, layout: _Layout) -> list[torch.Tensor]:
@@ -210,19 +208,17 @@ class Probes:
         """The host side: per-point joint norms, ratios and fractions from the raw reductions."""
         lay = self._layout
         k, m = lay.weights, lay.recorded
-        grad_w, weight_w = cursor.take(k), cursor.take(k)
+        grad_w = cursor.take(k)
         agrad = cursor.take(m) if lay.agrads_in_norms else None
+        out_grad = cursor.take(1)[0] if lay.output_grad else None
+        weight_w = cursor.take(k)
         mean, spread = cursor.take(m), cursor.take(m)
         dead = [c / u for c, u in zip(cursor.take(m), lay.units)] if self.traits.dies_at_zero else [0.0] * m
         sat = [c / n for c, n in zip(cursor.take(m), lay.counts)] if self.traits.saturation else [0.0] * m
         if agrad is None:
             agrad = cursor.take(m)
         o_mean, o_std = cursor.take(2)
-        delta_w = None
-        if self._delta is not None:
-            delta_w = cursor.take(k)
-            if self._delta_scale is not None:
-                delta_w = [lr * d for lr, d in zip(self._delta_scale, delta_w)]
+        delta_w = cursor.take(k) if lay.delta else None
         std = [s / math.sqrt(n - 1) if n > 1 else 0.0 for s, n in zip(spread, lay.counts)]
 
         layers = []
@@ -233,17 +229,38 @@ class Probes:
                 name,
                 grad_norm=_joint(grad_w[j : j + size]),
                 weight_norm=w,
-                update_ratio=_joint(delta_w[j : j + size]) / max(w, 1e-30) if delta_w is not None else 0.0,
+                update_ratio=_joint(delta_w[j : j + size]) / w if delta_w is not None and w > 0 else None,
             )
             j += size
             if p < m:
                 stats.act_mean, stats.act_std, stats.dead_frac, stats.sat_frac = mean[p], std[p], dead[p], sat[p]
                 stats.act_grad_norm = agrad[p]
-            elif p == lay.hidden:  # the output layer: its logits' mean and spread; no units to die or saturate
-                stats.act_mean, stats.act_std = o_mean, o_std
-                stats.dead_frac = stats.sat_frac = stats.act_grad_norm = 0.0
+            elif p == lay.hidden:  # the output layer: its logits' mean, spread and gradient; no units to die
+                stats.act_mean, stats.act_std, stats.act_grad_norm = o_mean, o_std, out_grad
+                stats.dead_frac = stats.sat_frac = 0.0
             layers.append(stats)
         return layers
+
+    def _count_nonfinite(self, layers: list[LayerStats]) -> None:
+        """Something was NaN or Inf: count, per layer, the non-finite weights (before the step), gradients
+        and activations, so a reader can see where it broke. Rare, so its own host copy."""
+        with torch.no_grad():
+
+            def bad(tensors: list[torch.Tensor]) -> torch.Tensor:
+                zero = torch.zeros((), dtype=torch.long, device=self._previous[0].device)
+                return sum(((~torch.isfinite(t)).sum() for t in tensors), zero)
+
+            counts, j = [], 0
+            lay = self._layout
+            for p, size in enumerate(self._sizes):
+                grads = [w.grad for w in self._weights[j : j + size] if w.grad is not None]
+                acts = self._kept[p] if p < lay.recorded else self._kept[-1] if p == lay.hidden else None
+                counts += [bad(self._previous[j : j + size]), bad(grads), bad([acts] if acts is not None else [])]
+                j += size
+            flat = torch.stack(counts).cpu().tolist()
+        for p, layer in enumerate(layers):
+            weights, grads, acts = flat[3 * p : 3 * p + 3]
+            layer.nonfinite = {"weights": weights, "grads": grads, "acts": acts}
 
     def _buffer(self, key: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """A scratch tensor kept between snapshots: a fresh large one would cost its page faults each time."""
@@ -286,20 +303,3 @@ def _joint(norms: list[float]) -> float:
     if len(norms) == 1:
         return norms[0]
     return math.sqrt(sum(x * x for x in norms))
-
-
-def _plain_sgd_groups(optimizer: torch.optim.Optimizer | None, weights: list[torch.Tensor]) -> list[dict] | None:
-    """For plain SGD (no momentum, no weight decay, not maximising): each weight's param group, so its
-    update is -group["lr"] * grad. None for any other optimiser (or a weight it does not train)."""
-    if optimizer is None or type(optimizer) is not torch.optim.SGD:
-        return None
-    owner: dict[int, dict] = {}
-    for group in optimizer.param_groups:
-        if group.get("momentum", 0) or group.get("weight_decay", 0) or group.get("maximize", False):
-            return None
-        if isinstance(group.get("lr"), torch.Tensor):
-            return None
-        for param in group["params"]:
-            owner[id(param)] = group
-    groups = [owner.get(id(w)) for w in weights]
-    return groups if all(g is not None for g in groups) else None  # type: ignore[return-value]

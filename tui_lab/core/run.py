@@ -91,6 +91,14 @@ class LayerStats:
     dead_frac: float | None = None
     sat_frac: float | None = None
     act_grad_norm: float | None = None  # ||d loss / d h|| at the layer's output: the back-propagated signal
+    # Only when something was NaN/Inf: how many of the layer's weights, gradients and activations were.
+    nonfinite: dict[str, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(vars(self))  # flat floats: no deep copy (asdict)
+        if d["nonfinite"] is None:
+            del d["nonfinite"]
+        return d
 
 
 @dataclass
@@ -127,6 +135,7 @@ class RunMeta:
     device_name: str = ""
     layers: list[str] = field(default_factory=list)
     total_steps: int = 0
+    chance_loss: float | None = None  # the loss of the best constant guess: where a net that learns nothing sits
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "config"}
@@ -169,7 +178,7 @@ class Snapshot:
             "val_acc": self.val_acc,
             "lr": self.lr,
             "samples_per_s": round(self.samples_per_s, 1),
-            "layers": [dict(vars(layer)) for layer in self.layers],  # flat floats: no deep copy (asdict)
+            "layers": [layer.to_dict() for layer in self.layers],
         }
         if self.time_grad_norm is not None:
             d["time_grad_norm"] = self.time_grad_norm
@@ -211,6 +220,7 @@ class RunResult:
     findings: list[Finding] = field(default_factory=list)
     elapsed_s: float = 0.0
     device: str = ""
+    divergence: dict[str, Any] | None = None  # where a diverged run broke: step, layer, quantity
 
     @property
     def final(self) -> Snapshot | None:
@@ -228,6 +238,7 @@ class RunResult:
             "device": self.device,
             "final": final.to_dict() if final else None,
             "diverged_at": self.last.step if self.status == "diverged" and self.last else None,
+            "divergence": self.divergence,
             "findings": [f.to_dict() for f in self.findings],
         }
 

@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from tui_lab.core import choices
 from tui_lab.core.config import LabConfig
 from tui_lab.core.data import Dataset, build_dataset
-from tui_lab.core.diagnosis import diagnose
+from tui_lab.core.diagnosis import breakdown, diagnose
 from tui_lab.core.errors import UserError, one_line
 from tui_lab.core.fmt import finite
 from tui_lab.core.models import build_model
 from tui_lab.core.optim import make_optimizer
-from tui_lab.core.probes import Probes
+from tui_lab.core.probes import Probes, Reading
 from tui_lab.core.run import Control, RunMeta, RunResult, Sink, Snapshot
 
 EVAL_CHUNK = 2048  # validation samples per forward pass
@@ -66,32 +66,43 @@ def batches(data: Dataset, batch: int, gen: torch.Generator) -> Iterator[tuple[t
             yield data.x_train[idx], data.y_train[idx]
 
 
-class LossMeter:
-    """The mean training loss since the last snapshot. On the CPU each loss is read at once (free there, and a
-    non-finite one ends the run at its step); on a GPU that read is a sync, so the losses are summed on the
-    device and the sum travels with the snapshot's one host copy."""
+class Interval:
+    """The mean training loss and accuracy since the last snapshot, over the same steps. On the CPU each loss is
+    read at once (free there, and a non-finite one ends the run at its step); on a GPU that read is a sync, so
+    the losses are summed on the device. Correct answers are always counted on the device. Device sums travel
+    with the snapshot's one host copy."""
 
     def __init__(self, on_host: bool):
         self.on_host = on_host
-        self._host, self.device_sum, self._count = 0.0, None, 0
+        self._host, self._steps, self._samples = 0.0, 0, 0
+        self._sums: dict[str, torch.Tensor] = {}
 
-    def add(self, loss: torch.Tensor) -> float | None:
-        """Count one step's loss; its value when it was read on the host."""
-        self._count += 1
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, classify: bool) -> float | None:
+        """Count one step; the loss's value when it was read on the host."""
+        self._steps += 1
+        if classify:
+            self._accumulate("correct", (logits.detach().argmax(1) == targets).sum())
+            self._samples += len(targets)
         if self.on_host:
             value = loss.item()
             self._host += value
             return value
-        d = loss.detach()
-        self.device_sum = d if self.device_sum is None else self.device_sum + d
+        self._accumulate("loss", loss.detach())
         return None
 
-    def take(self, device_sum: float | None) -> float:
-        """The interval's mean (given the device sum as read), and start a new interval."""
-        total = self._host if self.device_sum is None else device_sum
-        mean = (total or 0.0) / max(self._count, 1)
-        self._host, self.device_sum, self._count = 0.0, None, 0
-        return mean
+    def _accumulate(self, name: str, value: torch.Tensor) -> None:
+        self._sums[name] = value if name not in self._sums else self._sums[name] + value
+
+    @property
+    def device_sums(self) -> dict[str, torch.Tensor]:
+        return self._sums
+
+    def take(self, read: dict[str, float]) -> tuple[float, float | None]:
+        """(mean loss, accuracy) of the interval, given the device sums as read; a new interval starts."""
+        loss = read.get("loss", self._host) / max(self._steps, 1)
+        acc = read["correct"] / self._samples if "correct" in read and self._samples else None
+        self._host, self._steps, self._samples, self._sums = 0.0, 0, 0, {}
+        return loss, acc
 
 
 class StepClock:
@@ -154,7 +165,8 @@ class Trainer:
         self.control = control or Control()
         self.sinks = list(sinks)
         self.meta = RunMeta(config=cfg, preset=preset, total_steps=cfg.train.steps)
-        self.recent: deque[Snapshot] = deque(maxlen=history)  # for diagnosis (gradient spikes)
+        self.recent: deque[Snapshot] = deque(maxlen=history)  # for diagnosis (gradient spikes, progress)
+        self.initial: Snapshot | None = None  # the step-0 snapshot: the network as initialised
 
     def _call(self, hook: str, arg: Any) -> None:
         for sink in self.sinks:
@@ -206,6 +218,7 @@ class Trainer:
         self.meta.device = str(device)
         self.meta.device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
         self.meta.layers = probes.names
+        self.meta.chance_loss = data.chance_loss
         return device, data, model, optimizer, probes
 
     def _loop(self, device, data: Dataset, model, optimizer, probes: Probes, t0: float) -> RunResult:
@@ -217,10 +230,37 @@ class Trainer:
         l1_weights = [w for p in probes.points for w in p.weights] if l1 > 0 else []
         batch = min(cfg.train.batch_size, len(data.x_train))
         train_batches = batches(data, batch, torch.Generator().manual_seed(cfg.seed + 1))
-        losses = LossMeter(on_host=device.type == "cpu")  # a host read of the loss is free on the CPU only
+        interval = Interval(on_host=device.type == "cpu")  # a host read of the loss is free on the CPU only
         clock = StepClock(control)
         result = RunResult("completed", 0)
         last_eval = -(10**9)
+
+        def forward_backward(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            if l1_weights:
+                loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
+            loss.backward()
+            return logits, loss
+
+        def snapshot(step: int, reading: Reading, **numbers: Any) -> Snapshot:
+            per_step = clock.per_step(step + 1)
+            return Snapshot(
+                step=step, total_steps=total, epoch=(step + 1) * batch / len(data.x_train),
+                time_s=time.perf_counter() - t0, lr=optimizer.param_groups[0]["lr"],
+                samples_per_s=batch / per_step, eta_s=per_step * (total - step - 1),
+                layers=reading.layers, time_grad_norm=reading.time_grad_norm,
+                mem_mb=torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None, **numbers,
+            )  # fmt: skip
+
+        def autopsy(step: int, xb: torch.Tensor, yb: torch.Tensor) -> Snapshot:
+            """The step that broke, taken again with every probe on: a complete picture of where it broke."""
+            xb = probes.start(xb)
+            logits, _ = forward_backward(xb, yb)
+            probes.after_backward(logits)
+            return snapshot(step, probes.read(), loss=None, nonfinite=True)
+
         model.train()  # once: evaluate() switches back after each evaluation
         for step in range(total):
             mode = control.wait()
@@ -230,17 +270,10 @@ class Trainer:
             capture = step % log_every == 0 or step == total - 1 or mode == "step"
 
             xb, yb = next(train_batches)
-            if capture:
-                xb = probes.start(xb)
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(xb)
-            loss = loss_fn(logits, yb)
-            if l1_weights:
-                loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
-            loss.backward()
-            value = losses.add(loss)
-            if value is not None and not math.isfinite(value):
-                return self._diverged(result, step, value, t0)
+            logits, loss = forward_backward(probes.start(xb) if capture else xb, yb)
+            value = interval.add(loss, logits, yb, classify)
+            if value is not None and not math.isfinite(value):  # before the step: the weights are as they broke
+                return self._diverged(result, autopsy(step, xb, yb), f"the loss became {value} at step {step}")
 
             val_loss = val_acc = None
             if capture:
@@ -258,58 +291,35 @@ class Trainer:
                 continue
 
             probes.after_step()
-            reading = probes.read(
-                acc=(logits.detach().argmax(1) == yb).float().mean() if classify else None,
-                loss_sum=losses.device_sum,
-            )
-            per_step = clock.per_step(step + 1)
-            snap = Snapshot(
-                step=step,
-                total_steps=total,
-                epoch=(step + 1) * batch / len(data.x_train),
-                time_s=time.perf_counter() - t0,
-                loss=finite(losses.take(reading.loss_sum)),
-                acc=finite(reading.acc),
-                val_loss=finite(val_loss),
-                val_acc=finite(val_acc),
-                lr=optimizer.param_groups[0]["lr"],
-                samples_per_s=batch / per_step,
-                eta_s=per_step * (total - step - 1),
-                layers=reading.layers,
-                time_grad_norm=reading.time_grad_norm,
-                mem_mb=torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None,
-            )
+            reading = probes.read(interval.device_sums)
+            train_loss, train_acc = interval.take(reading.scalars)
+            snap = snapshot(step, reading, loss=finite(train_loss), acc=finite(train_acc), val_loss=finite(val_loss),
+                            val_acc=finite(val_acc))  # fmt: skip
+            if snap.loss is None:  # on a GPU the loss is checked here, once per snapshot
+                probes.restore_weights()  # as they were before this step's update
+                return self._diverged(result, autopsy(step, xb, yb), f"the loss became non-finite by step {step}")
             if control.histogram_layer is not None:
                 snap.histogram = probes.histogram(control.histogram_layer)
-            snap.nonfinite = snap.loss is None
-            snap.findings = diagnose(snap, self.recent, cfg)
-            result.last = snap
+            self._diagnose(snap)
+            result.last = result.last_finite = snap
             self._emit(snap)
-            if snap.nonfinite:  # on a GPU the loss is checked here, once per snapshot
-                result.status, result.message = "diverged", f"the loss became non-finite by step {step}"
-                result.findings = snap.findings
-                return result
-            result.last_finite = snap
             self.recent.append(snap)
 
         result.findings = result.last.findings if result.last else []
         return result
 
-    def _diverged(self, result: RunResult, step: int, value: float, t0: float) -> RunResult:
-        snap = Snapshot(
-            step=step,
-            total_steps=self.cfg.train.steps,
-            epoch=0.0,
-            time_s=time.perf_counter() - t0,
-            loss=None,
-            nonfinite=True,
-        )
-        snap.findings = diagnose(snap, self.recent, self.cfg)
+    def _diagnose(self, snap: Snapshot) -> None:
+        if self.initial is None:
+            self.initial = snap
+        snap.findings = diagnose(snap, self.recent, self.cfg, chance_loss=self.meta.chance_loss, initial=self.initial)
+
+    def _diverged(self, result: RunResult, snap: Snapshot, message: str) -> RunResult:
+        self._diagnose(snap)
         self._emit(snap)
-        result.status = "diverged"
-        result.message = f"the loss became {value} at step {step}"
-        result.last = snap
-        result.findings = snap.findings
+        where = breakdown(snap.layers)
+        result.status, result.last, result.findings = "diverged", snap, snap.findings
+        result.message = message + (f": {where.text}" if where else "")
+        result.divergence = {"step": snap.step, **(where.to_dict() if where else {})}
         return result
 
 

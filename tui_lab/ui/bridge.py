@@ -15,51 +15,80 @@ from tui_lab.core.run import Histogram, RunMeta, RunResult, Snapshot
 
 
 @dataclass(eq=False)
-class History:
-    """Curves over time, bounded: when a series passes `cap` points, every other old point is dropped, so
-    memory stays flat over any number of steps while recent points stay dense."""
+class Series:
+    """One curve, bounded: past `cap` points its older half is thinned four points to two, keeping each group's
+    lowest and highest, so a one-snapshot spike survives any number of thinnings while recent points stay
+    dense and memory stays flat."""
 
     cap: int = 512
     steps: list[int] = field(default_factory=list)
-    loss: list[float | None] = field(default_factory=list)
-    acc: list[float | None] = field(default_factory=list)
-    grads: list[list[float | None]] = field(default_factory=list)  # per snapshot, per layer
-    val_steps: list[int] = field(default_factory=list)
-    val_loss: list[float | None] = field(default_factory=list)
-    val_acc: list[float | None] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
 
-    SERIES = ("steps", "loss", "acc", "grads")
-    VAL_SERIES = ("val_steps", "val_loss", "val_acc")
-
-    def add(self, snap: Snapshot) -> None:
-        self.steps.append(int(snap.step))
-        self.loss.append(finite(snap.loss))
-        self.acc.append(finite(snap.acc))
-        self.grads.append([finite(layer.grad_norm) for layer in snap.layers])
-        if snap.val_loss is not None or snap.val_acc is not None:
-            self.val_steps.append(int(snap.step))
-            self.val_loss.append(finite(snap.val_loss))
-            self.val_acc.append(finite(snap.val_acc))
+    def add(self, step: int, value: float | None) -> None:
+        self.steps.append(step)
+        self.values.append(value)
         if len(self.steps) > self.cap:
-            self._halve(self.SERIES)
-        if len(self.val_steps) > self.cap:
-            self._halve(self.VAL_SERIES)
+            self._thin()
 
-    def _halve(self, names: tuple[str, ...]) -> None:
-        # Thin the older half only: keep every other point of it, keep the newer half whole.
-        for name in names:
-            seq = getattr(self, name)
-            half = len(seq) // 2
-            setattr(self, name, seq[:half:2] + seq[half:])
+    def _thin(self) -> None:
+        half = len(self.steps) // 2 // 4 * 4
+        kept: list[tuple[int, float | None]] = []
+        for i in range(0, half, 4):
+            group = list(zip(self.steps[i : i + 4], self.values[i : i + 4]))
+            known = [p for p in group if p[1] is not None]
+            if not known:
+                kept.append(group[0])  # a gap stays a gap
+                continue
+            low, high = min(known, key=lambda p: p[1]), max(known, key=lambda p: p[1])  # type: ignore[arg-type,return-value]
+            kept += sorted({low, high})
+        self.steps = [p[0] for p in kept] + self.steps[half:]
+        self.values = [p[1] for p in kept] + self.values[half:]
 
-    def copy(self) -> History:
-        copied = History(self.cap)
-        for name in self.SERIES + self.VAL_SERIES:
-            setattr(copied, name, [list(x) if isinstance(x, list) else x for x in getattr(self, name)])
-        return copied
+    def copy(self) -> Series:
+        return Series(self.cap, list(self.steps), list(self.values))
 
     def __len__(self) -> int:
         return len(self.steps)
+
+
+@dataclass(eq=False)
+class History:
+    """The curves of a run: training loss and accuracy, validation loss and accuracy, and the weight-gradient
+    norm of each layer, each a bounded Series."""
+
+    cap: int = 512
+    loss: Series = field(default_factory=Series)
+    acc: Series = field(default_factory=Series)
+    val_loss: Series = field(default_factory=Series)
+    val_acc: Series = field(default_factory=Series)
+    grads: list[Series] = field(default_factory=list)  # per layer
+    count: int = 0  # snapshots added
+
+    def __post_init__(self) -> None:
+        for series in (self.loss, self.acc, self.val_loss, self.val_acc):
+            series.cap = self.cap
+
+    def add(self, snap: Snapshot) -> None:
+        step = int(snap.step)
+        self.count += 1
+        self.loss.add(step, finite(snap.loss))
+        self.acc.add(step, finite(snap.acc))
+        if snap.val_loss is not None or snap.val_acc is not None:
+            self.val_loss.add(step, finite(snap.val_loss))
+            self.val_acc.add(step, finite(snap.val_acc))
+        while len(self.grads) < len(snap.layers):
+            self.grads.append(Series(self.cap))
+        for series, layer in zip(self.grads, snap.layers):
+            series.add(step, finite(layer.grad_norm))
+
+    def copy(self) -> History:
+        return History(
+            self.cap, self.loss.copy(), self.acc.copy(), self.val_loss.copy(), self.val_acc.copy(),
+            [g.copy() for g in self.grads], self.count,
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return self.count
 
 
 @dataclass(eq=False)  # compared by identity: a new View is a new state of the run

@@ -7,23 +7,32 @@ first (plotext is slow on long series: README, Performance).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
 from tui_lab.core.fmt import log10_floored
+from tui_lab.ui.bridge import Series
 from tui_lab.ui.components.panel import Panel, Plot
 from tui_lab.ui.frame import Frame
 
 
-def pairs(xs: list[Any], ys: list[float | None], limit: int) -> tuple[list[Any], list[float]]:
-    """Drop missing points and keep at most `limit` evenly spaced ones (the last point always kept)."""
-    pts = [(x, y) for x, y in zip(xs, ys) if y is not None]
-    if limit > 0 and len(pts) > limit:
-        stride = len(pts) / limit
-        pts = [pts[int(i * stride)] for i in range(limit - 1)] + [pts[-1]]
+def pairs(series: Series, limit: int, transform: Callable[[float], float | None] | None = None) -> tuple[list, list]:
+    """The series' known points, at most about `limit` of them: past that, evenly sized buckets each keep their
+    lowest and highest point, so a one-snapshot spike is still drawn. `transform` maps each value (log10)."""
+    pts = [(x, y if transform is None else transform(y)) for x, y in zip(series.steps, series.values) if y is not None]
+    pts = [(x, y) for x, y in pts if y is not None]
+    if limit > 1 and len(pts) > limit:
+        buckets = limit // 2
+        size = len(pts) / buckets
+        thinned = []
+        for b in range(buckets):
+            group = pts[int(b * size) : int((b + 1) * size)] or [pts[-1]]
+            low, high = min(group, key=lambda p: p[1]), max(group, key=lambda p: p[1])
+            thinned += sorted({low, high})
+        pts = thinned
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -78,20 +87,20 @@ class LossPanel(PlotPanel):
             return False
         base = frame.baseline.history if frame.baseline is not None else None
         if base is not None and len(base):
-            x, y = pairs(base.steps, base.loss, width)
+            x, y = pairs(base.loss, width)
             if x:
                 label = f"base {frame.labels[0] if frame.labels else ''}".strip()
                 plt.plot(x, y, color="gray", marker="braille", label=label)
-        x, y = pairs(h.steps, h.loss, width)
+        x, y = pairs(h.loss, width)
         if x:
             plt.plot(x, y, color="cyan", marker="braille", label="loss")
-        x, y = pairs(h.val_steps, h.val_loss, width)
+        x, y = pairs(h.val_loss, width)
         if x:
             plt.scatter(x, y, color="blue", marker="dot", label="val loss")
-        x, y = pairs(h.steps, h.acc, width)
+        x, y = pairs(h.acc, width)
         if x:
             plt.plot(x, y, color="green", marker="braille", yside="right", label="acc")
-            xv, yv = pairs(h.val_steps, h.val_acc, width)
+            xv, yv = pairs(h.val_acc, width)
             if xv:
                 plt.scatter(xv, yv, color="green+", marker="dot", yside="right", label="val acc")
         plt.xlabel("step")
@@ -116,17 +125,16 @@ class GradTimePanel(PlotPanel):
             return False
         base = frame.baseline.history if frame.baseline is not None else None
         if base is not None and len(base) and base.grads:
-            last = len(base.grads[-1]) - 1
-            for j in sorted({0, last}):
-                ys = [log10_floored(g[j]) if j < len(g) else None for g in base.grads]
-                x, y = pairs(base.steps, ys, width)
+            for j in sorted({0, len(base.grads) - 1}):
+                x, y = pairs(base.grads[j], width, log10_floored)
                 if x:
                     plt.plot(x, y, color="gray", marker="dot", label=f"base {'L1' if j == 0 else 'last'}")
         colors = layer_colors(len(names))
         chosen = pick_layers(len(names))
         for j in chosen:
-            ys = [log10_floored(g[j]) if j < len(g) else None for g in h.grads]
-            x, y = pairs(h.steps, ys, width)
+            if j >= len(h.grads):
+                continue
+            x, y = pairs(h.grads[j], width, log10_floored)
             if x:
                 label = names[j] if j in (chosen[0], chosen[-1]) else None
                 plt.plot(x, y, color=colors[j], marker="braille", label=label)
@@ -176,10 +184,10 @@ class TimeGradPanel(PlotPanel):
             return False
         base = frame.baseline.time_grads if frame.baseline is not None else None
         if base:
-            x, y = pairs(list(range(1, len(base) + 1)), [log10_floored(v) for v in base], width)
+            x, y = pairs(Series(steps=list(range(1, len(base) + 1)), values=base), width, log10_floored)
             if x:
                 plt.plot(x, y, color="gray", marker="dot", label="baseline")
-        x, y = pairs(list(range(1, len(tgn) + 1)), [log10_floored(v) for v in tgn], width)
+        x, y = pairs(Series(steps=list(range(1, len(tgn) + 1)), values=list(tgn)), width, log10_floored)
         if x:
             plt.plot(x, y, color="magenta", marker="braille", label="log10 ||dL/dx_t||")
         plt.xlabel("time step t")
