@@ -12,7 +12,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import calibrate  # noqa: E402 - the diagnosis's calibration suite
-
 from _pty import PtyProcess, term_env, visible  # noqa: E402
 
 # A 4-layer, 16-wide MLP on 256 points: a few hundred steps train in about a second on one core.

@@ -73,6 +73,63 @@ def test_a_non_finite_loss_ends_the_run_as_diverged_with_strict_json(tmp_path):
         json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
 
 
+EXPLODES = ("train.steps=50", "model.activation=relu", "model.init=normal", "model.init_scale=0.5", "optim.lr=0.01",
+            "model.depth=8", "train.log_every=10")  # fmt: skip
+
+
+def test_a_diverged_runs_last_metrics_line_shows_every_layer_and_where_it_broke(tmp_path):
+    result, snaps = run(*EXPLODES, run_dir=tmp_path / "run")
+    assert result.status == "diverged"
+    last = read_metrics(tmp_path / "run")[0][-1]
+    assert [layer["name"] for layer in last["layers"]] == [f"L{i}" for i in range(1, 9)] + ["out"]
+    assert last["lr"] == 0.01 and last["loss"] is None
+    assert all(set(layer["nonfinite"]) == {"weights", "grads", "acts"} for layer in last["layers"])
+    summary = read_summary(tmp_path / "run")
+    where = summary["divergence"]
+    assert where["step"] == last["step"] and where["quantity"] in ("weights", "activations", "gradients")
+    broken = next(layer for layer in last["layers"] if layer["name"] == where["layer"])
+    key = {"weights": "weights", "activations": "acts", "gradients": "grads"}[where["quantity"]]
+    assert broken["nonfinite"][key] == where["count"] > 0
+    assert f"at step {where['step']}" in snaps[-1].findings[0].message
+    assert where["layer"] in summary["message"]
+
+
+def test_on_a_gpu_the_divergence_found_at_a_snapshot_is_located_too(tmp_path, monkeypatch):
+    """Where the loss is summed on the device (a GPU), a divergence shows at the next snapshot, after the step:
+    the weights are put back as the step found them and the step is taken again with every probe on."""
+    import tui_lab.core.trainer as trainer
+
+    class DeviceSums(trainer.Interval):
+        def __init__(self, on_host: bool):
+            super().__init__(on_host=False)
+
+    monkeypatch.setattr(trainer, "Interval", DeviceSums)
+    result, snaps = run(*EXPLODES, run_dir=tmp_path / "run")
+    assert result.status == "diverged" and "by step" in result.message
+    summary = read_summary(tmp_path / "run")
+    assert summary["divergence"]["quantity"] in ("weights", "activations", "gradients")
+    assert all(layer.nonfinite is not None for layer in snaps[-1].layers)
+
+
+def test_gradient_norms_do_not_underflow():
+    """A 1e-30 gradient reads 1e-30 (in float32 its square underflows to 0); an exact zero reads 0."""
+    import torch
+
+    from tui_lab.core.models import build_model
+    from tui_lab.core.probes import Probes
+
+    model = build_model(config("model.depth=2", "model.width=8"), (2,), 3)
+    probes = Probes(model)
+    xb = probes.start(torch.randn(4, 2))
+    out = model(xb)
+    (out.sum() * 1e-30).backward()
+    model.blocks[0].layer.weight.grad.zero_()
+    probes.after_backward(out)
+    layers = probes.read().layers
+    assert layers[0].grad_norm == 0.0
+    assert 1e-32 < layers[1].grad_norm < 1e-28 and 1e-32 < layers[-1].grad_norm < 1e-28
+
+
 def test_an_exception_ends_the_run_as_failed_with_the_message(tmp_path, monkeypatch):
     import tui_lab.core.trainer as trainer
 

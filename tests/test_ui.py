@@ -381,6 +381,10 @@ class TestShow:
             await pilot.press("end")
             await pilot.pause(0.2)
             assert app.lab.state == "completed"
+            # The replay diagnoses each snapshot as the trainer did: the last one's findings are the summary's.
+            summary = json.loads((run / "summary.json").read_text())
+            shown = recorded.findings(recorded.bridge.read())
+            assert [f.message for f in shown] == [f["message"] for f in summary["findings"]]
 
     @aio
     async def test_show_follows_a_growing_run_dir(self, tmp_path):

@@ -156,6 +156,14 @@ def canonical(kind: str, value: str) -> str:
     return ALIASES[kind].get(key, key)
 
 
+def hidden_activation(arch: str, activation: str) -> str:
+    """The activation the hidden layers really apply: a recurrent cell uses its own (tanh; a vanilla RNN may
+    use relu instead)."""
+    if not ARCHS[arch].recurrent:
+        return activation
+    return "relu" if arch == "rnn" and activation == "relu" else "tanh"
+
+
 def data_for(arch: str) -> tuple[str, ...]:
     """The data sets an architecture takes, in table order."""
     kinds = ARCHS[arch].data_kinds

@@ -52,18 +52,32 @@ def _he(cfg: Any) -> bool:
     return cfg.model.init.startswith("he_")
 
 
+def _activation(cfg: Any) -> str:
+    return choices.hidden_activation(cfg.model.arch, cfg.model.activation)
+
+
 def _saturating(cfg: Any) -> bool:
-    return choices.ACTIVATIONS[cfg.model.activation].saturation is not None
+    return choices.ACTIVATIONS[_activation(cfg)].saturation is not None
+
+
+def _feedforward(cfg: Any) -> bool:
+    return not cfg.recurrent
 
 
 RELU_HE = Remedy("activation = relu, init = he_normal", "relu-he",
-                 lambda c: c.model.activation == "relu" and _he(c))  # fmt: skip
-HE_INIT = Remedy("init = he_normal", "he-vs-xavier-deep", _he, lambda c: not _saturating(c))
-XAVIER = Remedy("init = xavier_normal", "xavier-tanh", lambda c: c.model.init.startswith("xavier_"), _saturating)
+                 lambda c: c.model.activation == "relu" and _he(c), _feedforward)  # fmt: skip
+HE_INIT = Remedy("init = he_normal", "he-vs-xavier-deep", _he, lambda c: _feedforward(c) and not _saturating(c))
+XAVIER = Remedy(
+    "init = xavier_normal",
+    "xavier-tanh",
+    lambda c: c.model.init.startswith("xavier_"),
+    lambda c: _feedforward(c) and _saturating(c),
+)
 BATCH_PRE = Remedy("norm = batch_pre", "batchnorm-rescue", lambda c: c.model.norm != "none", lambda c: not c.recurrent)
 RESIDUAL = Remedy("arch = resmlp", "residual-deep",
                   lambda c: choices.ARCHS[c.model.arch].residual, lambda c: c.model.arch == "mlp")  # fmt: skip
-LEAKY = Remedy("activation = leaky_relu", "leaky-relu-fix", applies=lambda c: c.model.activation == "relu")
+LEAKY = Remedy("activation = leaky_relu", "leaky-relu-fix",
+               applies=lambda c: _feedforward(c) and _activation(c) == "relu")  # fmt: skip
 LOWER_LR = Remedy("a lower optim.lr", "optimizers")
 RAISE_LR = Remedy("a higher optim.lr", "optimizers")
 CLIP = Remedy("optim.clip_norm = 1", "exploding-clipped", lambda c: c.optim.clip_norm > 0)
@@ -99,7 +113,7 @@ class Context:
 
     @property
     def traits(self) -> choices.Activation:
-        return choices.ACTIVATIONS[self.config.model.activation] if self.config else choices.Activation()
+        return choices.ACTIVATIONS[_activation(self.config)] if self.config else choices.Activation()
 
     @property
     def optimizer(self) -> choices.Optimizer:
@@ -117,7 +131,7 @@ class Context:
     @property
     def clipping(self) -> bool:
         """Clipping is on and this step's gradient was over the limit: the step was cut down to size."""
-        total = _total(self.snap.layers)
+        total = self.snap.grad_total
         return self.clipped and total is not None and total > self.config.optim.clip_norm
 
     def advise(self, *remedies: Remedy) -> str:
@@ -199,7 +213,7 @@ def depth(c: Context) -> Finding | None:
     words, low, bar = min(ratios, key=lambda t: t[1] / t[2])
     if low < bar:
         slope = c.traits.max_slope
-        why = f" ({c.config.model.activation}' <= {slope:g} per layer)" if c.config and slope < 1 else ""
+        why = f" ({_activation(c.config)}' <= {slope:g} per layer)" if c.config and slope < 1 else ""
         if c.config is not None and _saturating(c.config):
             remedy = c.advise(RELU_HE, BATCH_PRE)
         else:
@@ -264,8 +278,8 @@ def fading(c: Context) -> Finding | None:
 
 def spike(c: Context) -> Finding | None:
     """A jump in the total gradient norm against its recent median."""
-    total = _total(c.snap.layers)
-    past = [p for p in (_total(s.layers) for s in list(c.history)[-20:]) if p is not None and p > 0]
+    total = c.snap.grad_total
+    past = [p for p in (s.grad_total for s in list(c.history)[-20:]) if p is not None and p > 0]
     if total is None or len(past) < 5:
         return None
     jump = total / _median(past)
@@ -307,7 +321,7 @@ def saturated(c: Context) -> Finding | None:
     if not worst:
         return None
     name, frac = max(worst, key=lambda t: t[1])
-    act = c.config.model.activation if c.config else "the activation"
+    act = _activation(c.config) if c.config else "the activation"
     message = f"saturated units: {frac:.0%} of {name}'s outputs sit at the flat ends of {act}"
     return Finding("saturated", "info", [n for n, _ in worst], frac, message, "")
 
@@ -372,7 +386,9 @@ def stalled(c: Context) -> Finding | None:
         return None
     if any(alarms(f) for f in c.found):
         return None  # an alarm already says why
-    if c.config is not None and _saturating(c.config):
+    if c.config is not None and c.config.recurrent:
+        remedy = c.advise(GATED, SHORTER)
+    elif c.config is not None and _saturating(c.config):
         remedy = c.advise(RELU_HE, BATCH_PRE)
     else:
         remedy = c.advise(HE_INIT, BATCH_PRE)
@@ -493,11 +509,3 @@ def _over(layers: list[LayerStats], key: str, threshold: float) -> list[tuple[st
     """(name, value) of the layers whose finite `key` is at least `threshold`."""
     values = [(layer.name, finite(getattr(layer, key))) for layer in layers]
     return [(name, v) for name, v in values if v is not None and v >= threshold]
-
-
-def _total(layers: Sequence[LayerStats]) -> float | None:
-    """The joint gradient norm of all layers; None when any is missing or not finite."""
-    values = [finite(layer.grad_norm) for layer in layers]
-    if not values or any(v is None for v in values):
-        return None
-    return math.sqrt(sum(v * v for v in values))  # type: ignore[operator]

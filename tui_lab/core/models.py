@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tui_lab.core.choices import Registry
+from tui_lab.core.choices import Registry, hidden_activation
 from tui_lab.core.config import LabConfig
 
 
@@ -158,7 +158,7 @@ class Recurrent(LabModel):
         super().__init__()
         m = cfg.model
         self.kind = m.arch
-        self.activation = "relu" if (m.arch == "rnn" and m.activation == "relu") else "tanh"
+        self.activation = hidden_activation(m.arch, m.activation)
         make = {
             "rnn": lambda i, h: nn.RNN(i, h, batch_first=True, nonlinearity=self.activation),
             "lstm": lambda i, h: nn.LSTM(i, h, batch_first=True),

@@ -60,6 +60,7 @@ class Probes:
         self._pieces: list[torch.Tensor] = []  # this capture's raw reductions, in `_layout` order
         self._layout = _Layout(len(self._weights), len(self.points) - 1)
         self._kept: list[torch.Tensor] = []  # this capture's activations, for counting non-finite values
+        self._restorable = True  # self._previous still holds the weights before the step
         self.inputs: torch.Tensor | None = None
 
     # -- the capture step, in training order ------------------------------------------------------------
@@ -93,18 +94,14 @@ class Probes:
             backward = (
                 grads + (agrads if layout.agrads_in_norms else []) + ([output.grad] if layout.output_grad else [])
             )
-            # Gradients are summed in float64: in float32 the squares of a vanishing gradient (elements below
-            # ~1e-19) underflow to an exact 0, and those of an exploding one (above ~1e19) overflow to inf.
-            pieces = [
-                torch.stack(torch._foreach_norm(backward, 2, dtype=torch.float64)),  # type: ignore[call-arg]
-                torch.stack(torch._foreach_norm(weights)).double(),
-            ]
+            pieces = [_gradient_norms(backward + weights)]  # then ||W||: one foreach call for every norm
             prev = self._previous
             if len(prev) != len(weights) or any(
                 b.shape != w.shape or b.device != w.device or b.dtype != w.dtype for b, w in zip(prev, weights)
             ):
                 prev = self._previous = [torch.empty_like(w, requires_grad=False) for w in weights]
             torch._foreach_copy_(prev, weights)  # the weights before the step: ||dW||, and a divergence's autopsy
+            self._restorable = True
             pieces += [p.double() for p in self._hidden_reductions(hidden, layout)]
             out = output.detach().float()
             if out.numel() > 1:
@@ -114,20 +111,28 @@ class Probes:
                 pieces.append(torch.cat([out.reshape(1), torch.zeros(1, device=out.device)]).double())
         self._pieces = pieces
 
-    def after_step(self) -> None:
+    def after_step(self, keep: bool = True) -> None:
         """The optimiser stepped: ||W_after - W_before||, per weight (divided by ||W|| on the host). One definition
-        for every optimiser: the change the step made to the float32 weights (0 where it changed nothing)."""
+        for every optimiser: the change the step made to the float32 weights (0 where it changed nothing).
+        `keep`: keep the weights from before the step, for a caller that learns only afterwards that it
+        diverged (a GPU, which checks the loss once per snapshot); else the copy doubles as the difference."""
         if not self._pieces or self._layout.delta:
             return
         with torch.no_grad():
-            delta = [self._buffer(f"delta{i}", tuple(w.shape), w) for i, w in enumerate(self._weights)]
-            torch._foreach_copy_(delta, self._previous)
+            if not keep:  # prev - now = -dW, in place (the weights before the step are not needed again)
+                delta = self._previous
+                self._restorable = False
+            else:  # kept, to put back if this step turns out to have diverged (see restore_weights)
+                delta = [self._buffer(f"delta{i}", tuple(w.shape), w) for i, w in enumerate(self._weights)]
+                torch._foreach_copy_(delta, self._previous)
             torch._foreach_sub_(delta, self._weights)
             self._pieces.append(torch.stack(torch._foreach_norm(delta)).double())
             self._layout.delta = True
 
     def restore_weights(self) -> None:
         """Put back the weights this capture saw (before the step): to look again at the step that broke."""
+        if not self._restorable:
+            raise RuntimeError("the weights before the step were not kept (after_step(keep=False))")
         with torch.no_grad():
             torch._foreach_copy_(self._weights, self._previous)
 
@@ -252,10 +257,14 @@ class Probes:
 
             counts, j = [], 0
             lay = self._layout
-            for p, size in enumerate(self._sizes):
+            weights_now = self._previous if self._restorable else self._weights
+            for p, (size, layer) in enumerate(zip(self._sizes, layers)):
                 grads = [w.grad for w in self._weights[j : j + size] if w.grad is not None]
                 acts = self._kept[p] if p < lay.recorded else self._kept[-1] if p == lay.hidden else None
-                counts += [bad(self._previous[j : j + size]), bad(grads), bad([acts] if acts is not None else [])]
+                # Weights: those the step started from were broken only where their norm was not finite.
+                broken = layer.weight_norm is None or not math.isfinite(layer.weight_norm)
+                counts += [bad(weights_now[j : j + size]) if broken else bad([]), bad(grads)]
+                counts.append(bad([acts] if acts is not None else []))
                 j += size
             flat = torch.stack(counts).cpu().tolist()
         for p, layer in enumerate(layers):
@@ -296,6 +305,22 @@ class _Cursor:
         out = self.values[self.at : self.at + n]
         self.at += n
         return out
+
+
+def _gradient_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """L2 norms that neither underflow nor overflow: in float32 the squares of a vanishing gradient (elements
+    below ~1e-19) sum to an exact 0, and those of an exploding one (above ~1e19) to inf. A GPU sums them in
+    float64 at once; a CPU, where the float64 pass costs more and a host read is free, sums in float32 and
+    sums again in float64 only the few that came out 0, tiny or infinite."""
+    if not tensors:
+        return torch.zeros(0, dtype=torch.float64)
+    if tensors[0].device.type != "cpu":
+        return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float64))  # type: ignore[call-arg]
+    norms = torch.stack(torch._foreach_norm(tensors)).double()
+    for i, value in enumerate(norms.tolist()):
+        if value < 1e-15 or math.isinf(value):
+            norms[i] = torch.linalg.vector_norm(tensors[i], dtype=torch.float64)
+    return norms
 
 
 def _joint(norms: list[float]) -> float:

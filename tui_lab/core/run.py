@@ -10,6 +10,8 @@ no torch, no Textual, so the UI can import them without loading either.
 
 from __future__ import annotations
 
+import functools
+import math
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -165,6 +167,15 @@ class Snapshot:
     nonfinite: bool = False
     histogram: Histogram | None = None  # of the layer the UI asked for (Control.histogram_layer)
     findings: list[Finding] = field(default_factory=list)
+
+    @functools.cached_property
+    def grad_total(self) -> float | None:
+        """The joint gradient norm of all layers; None when any is missing or not finite. Cached: the
+        diagnosis compares each snapshot with the twenty before it."""
+        values = [layer.grad_norm for layer in self.layers]
+        if not values or any(v is None or not math.isfinite(v) for v in values):
+            return None
+        return math.sqrt(sum(v * v for v in values))  # type: ignore[operator]
 
     def to_dict(self) -> dict[str, Any]:
         """The metrics.jsonl line."""

@@ -212,10 +212,12 @@ class RecordedRun:
         if view.latest is None:
             return []
         index = next((i for i in range(len(self.records) - 1, -1, -1) if self.records[i] is view.latest), None)
+        start = {"chance_loss": self.meta.chance_loss, "initial": self.records[0] if self.records else None}
         if index is None:
-            return diagnose(view.latest, (), self.cfg)
+            return diagnose(view.latest, (), self.cfg, **start)
         if index not in self._findings:
-            self._findings[index] = diagnose(view.latest, self.records[max(0, index - 20) : index], self.cfg)
+            recent = self.records[max(0, index - 32) : index]  # as many as the trainer keeps
+            self._findings[index] = diagnose(view.latest, recent, self.cfg, **start)
         return self._findings[index]
 
     def position(self) -> str:
