@@ -359,7 +359,7 @@ def test_run_hands_over_a_validated_config(calls, tmp_path, monkeypatch):
     func, args, kwargs = calls.only()
     assert func == "run_headless"
     name, cfg = args
-    assert name == "exp"
+    assert name == "exp+seed=7+relu+steps=50"  # the run is named after what the flags changed
     assert isinstance(cfg, LabConfig)
     assert (cfg.model.depth, cfg.model.activation, cfg.train.steps, cfg.seed, cfg.train.device) == (
         4,
@@ -459,7 +459,7 @@ def test_sweep_hands_over_grid(calls, tmp_path, monkeypatch):
     assert code == 0
     func, (name, cfg), kwargs = calls.only()
     assert func == "run_sweep"
-    assert name == "exp"
+    assert name == "exp+steps=30"  # named after what the flags changed
     assert cfg.train.steps == 30
     assert kwargs == {
         "grid": [("model.activation", ["sigmoid", "tanh", "relu"]), ("model.init", ["default", "he_normal"])],
@@ -489,7 +489,7 @@ def test_tui_with_preset_and_overrides(calls, tmp_path, monkeypatch):
     (tmp_path / "exp.toml").write_text("", encoding="utf-8")
     assert main(["--preset", "exp.toml", "--set", "model.depth=20", "--device", "cpu", "--lang", "en"]) == 0
     _, _, kwargs = calls.only()
-    assert kwargs["preset_name"] == "exp"
+    assert kwargs["preset_name"] == "exp+depth=20"
     assert kwargs["cfg"].model.depth == 20
     assert kwargs["cfg"].train.device == "cpu"
     assert kwargs["lang"] == "en"

@@ -37,6 +37,7 @@ DOCUMENTED_DEFAULTS = {
     "data": {"name": "spiral", "samples": 2000, "noise": 0.1, "seq_len": 50},
     "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "l1": 0.0, "clip_norm": 0.0},
     "train": {"steps": 2000, "batch_size": 64, "log_every": 10, "eval_every": 100, "device": "auto"},
+    "screen": {"view": "auto", "layer": "", "pace": "max"},
 }
 # Keys the schema has beyond the documented ones; listed here so that adding one is a deliberate act.
 EXTRA_DEFAULTS = {"data": {"classes": 3, "val_fraction": 0.2}}

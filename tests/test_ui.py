@@ -6,8 +6,6 @@ Runs are tiny CPU runs (a few hundred steps of a 4-layer, 16-wide MLP); the UI p
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import subprocess
 import sys
@@ -20,43 +18,12 @@ from tui_lab.ui.app import LabApp
 from tui_lab.ui.components.config_panel import ConfigPanel
 from tui_lab.ui.components.gradflow import GradFlowPanel
 
+from pilot import aio, panel_ready, shown_text, snapshots, wait_for
 from support import ROOT, small_config
 
 
 def small(steps: int = 100, *extra: str):
     return small_config(steps, *extra)
-
-
-def aio(fn):
-    """Run an async test with asyncio.run: Textual's run_test needs no more, so no async pytest plugin."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
-
-
-async def wait_for(pilot, cond, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.05)
-
-
-async def panel_ready(pilot, app: LabApp) -> None:
-    """The config rows mount just after the first frame; wait for them before touching fields."""
-    await wait_for(pilot, lambda: app.query_one(ConfigPanel).ready, timeout=10)
-
-
-def snapshots(app: LabApp) -> int:
-    return app.lab.run.bridge.snapshots if app.lab.run else 0
-
-
-def shown_text(app: LabApp, selector: str) -> str:
-    """What a text panel draws, as plain text."""
-    return str(app.query_one(selector).body.render())
 
 
 def test_ui_modules_do_not_import_torch():
@@ -313,7 +280,7 @@ class TestBaseline:
             bars = shown_text(app, "#p-flow")
             assert "relu/he_normal" in bars and "sigmoid/default (basel" in bars
             assert app.query_one("#p-loss").frame.baseline.history is app.lab.baseline.history
-            assert "sigmoid/default" in app.query_one("#p-loss").border_subtitle
+            assert "sigmoid/default" in app.query_one("#p-loss").caption.render().plain  # named over the plot
             await pilot.press("B")
             await pilot.pause(0.3)
             assert app.lab.baseline is None and app.query_one(GradFlowPanel).frame.baseline is None
@@ -374,7 +341,9 @@ class TestShow:
             await pilot.press("left")
             await pilot.pause(0.3)
             assert app.lab.state == "replay" and recorded.cursor == n - 3
-            assert recorded.bridge.latest.step == recorded.records[n - 3].step
+            # The per-layer panels show the snapshot under the cursor; the curves keep the whole run.
+            assert app.query_one(GradFlowPanel).frame.snapshot.step == recorded.records[n - 3].step
+            assert len(recorded.bridge.read().history) == n
             assert f"snapshot {n - 2}/{n}" in str(app.query_one("#status").content)
             await pilot.press("r")  # read-only: no run starts
             assert app.lab.run is recorded

@@ -244,7 +244,7 @@ def _build_config(
     device: str | None = None,
 ) -> tuple[str | None, LabConfig]:
     """Load the preset (or the defaults), then apply --set, then the named flags, each validated."""
-    from tui_lab.core.config import LabConfig, with_overrides
+    from tui_lab.core.config import LabConfig, run_name, with_overrides
     from tui_lab.core.presets import load_preset
 
     name: str | None = None
@@ -252,6 +252,7 @@ def _build_config(
         name, cfg = load_preset(spec, warn=_warn)
     else:
         cfg = LabConfig()
+    preset_cfg = cfg
     cfg = with_overrides(cfg, overrides, source="--set")
     # Each flag is its own source so an error names the flag the user typed (`--steps: train.steps = -5 ...`).
     for flag, key, value in (
@@ -261,6 +262,8 @@ def _build_config(
     ):
         if value is not None:
             cfg = with_overrides(cfg, [f"{key}={value}"], source=flag)
+    if name is not None:  # named after what was changed: deep-sigmoid+relu+steps=200
+        name = run_name(name, preset_cfg, cfg)
     return name, cfg
 
 

@@ -90,6 +90,17 @@ class TrainConfig(_Section):
     device: Annotated[str, BeforeValidator(_device)] = "auto"
 
 
+VIEWS = ("config", "gradients", "curves", "layers", "learned")  # the main screen's views (keys 1-5)
+
+
+class ScreenConfig(_Section):
+    """Where a lesson opens the screen and how fast it lets the run go; the training ignores it."""
+
+    view: Literal["auto", "config", "gradients", "curves", "layers", "learned"] = "auto"  # auto: the first
+    layer: str = ""  # the probe point the histogram shows first ("L1", "out"; "" = the input side)
+    pace: Literal["slow", "normal", "max"] = "max"  # snapshots a second: 2, 8, as fast as it goes
+
+
 class Translation(_Section):
     title: str = ""
     lesson: str = ""
@@ -103,6 +114,7 @@ class LabConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    screen: ScreenConfig = Field(default_factory=ScreenConfig)
     # Title and lesson in other languages, keyed by language code: [translations.pt]
     translations: dict[str, Translation] = Field(default_factory=dict)
 
@@ -119,12 +131,13 @@ class LabConfig(_Section):
         return (tr.lesson if tr and tr.lesson else "") or self.lesson
 
 
-SECTIONS: dict[str, type[_Section]] = {
+SECTIONS: dict[str, type[_Section]] = {  # what trains: the config panel's keys, a run's name
     "model": ModelConfig,
     "data": DataConfig,
     "optim": OptimConfig,
     "train": TrainConfig,
 }
+ALL_SECTIONS: dict[str, type[_Section]] = {**SECTIONS, "screen": ScreenConfig}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -209,6 +222,36 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def differences(base: LabConfig, cfg: LabConfig) -> list[tuple[str, Any, Any]]:
+    """(dotted key, base value, value) for every training key that differs, in file order (seed first); the
+    device is where it runs, not what it trains, and is left out."""
+    a, b = config_to_dict(base), config_to_dict(cfg)
+    out = [("seed", a["seed"], b["seed"])] if a["seed"] != b["seed"] else []
+    for section in SECTIONS:
+        out += [(f"{section}.{k}", v, b[section][k]) for k, v in a[section].items() if v != b[section][k]]
+    return [item for item in out if item[0] != "train.device"]
+
+
+def short(key: str, value: Any) -> str:
+    """A value as a run's name shows it: a choice by itself (relu), a number with its key (lr=0.01)."""
+    name = key.rsplit(".", 1)[-1]
+    if isinstance(value, str) and name != "device":
+        return value
+    if isinstance(value, float):
+        return f"{name}={value:g}"
+    return f"{name}={value}"
+
+
+def run_name(preset: str, base: LabConfig | None, cfg: LabConfig, most: int = 4) -> str:
+    """A run named after its preset and what was changed from it: 'deep-sigmoid+relu+he_normal'."""
+    if base is None:
+        return preset
+    changed = [short(key, value) for key, _was, value in differences(base, cfg)]
+    if len(changed) > most:
+        changed = [*changed[: most - 1], f"{len(changed) - most + 1}more"]
+    return "+".join([preset, *changed])
+
+
 def dumps_config(cfg: LabConfig) -> str:
     """The configuration as TOML, every key written; `loads_config(dumps_config(c)) == c`."""
     data = config_to_dict(cfg)
@@ -280,7 +323,7 @@ def _field_info(loc: list[str]):
             return model, None
         if i == len(loc) - 1:
             return model, part
-        model = SECTIONS.get(part) if model is LabConfig else None
+        model = ALL_SECTIONS.get(part) if model is LabConfig else None
     return None, None
 
 
@@ -356,8 +399,8 @@ def _explain_one(kind: str, loc: list[str], value: Any, ctx: dict[str, Any]) -> 
 def _siblings(parent: list[str]) -> list[str]:
     if not parent:
         return list(LabConfig.model_fields)
-    if len(parent) == 1 and parent[0] in SECTIONS:
-        return list(SECTIONS[parent[0]].model_fields)
+    if len(parent) == 1 and parent[0] in ALL_SECTIONS:
+        return list(ALL_SECTIONS[parent[0]].model_fields)
     if len(parent) == 2 and parent[0] == "translations":
         return list(Translation.model_fields)
     return []

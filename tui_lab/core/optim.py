@@ -31,3 +31,17 @@ OPTIMIZERS: Registry = Registry(
 
 def make_optimizer(cfg: LabConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     return OPTIMIZERS[cfg.optim.name](cfg.optim, params)
+
+
+def apply_live(optimizer: torch.optim.Optimizer, name: str, key: str, value: float) -> tuple[float, bool]:
+    """Set an [optim] hyperparameter on a running optimiser, effective at its next step: (the value it had,
+    whether this optimiser has the setting). Momentum exists only for momentum and nesterov (the others keep
+    their own averages: Adam's betas, RMSprop's alpha); clip_norm is the trainer's, not the optimiser's."""
+    field = key.removeprefix("optim.")
+    group = optimizer.param_groups[0]
+    if field == "momentum" and name not in ("momentum", "nesterov"):
+        return float(group.get("momentum", 0.0) or 0.0), False
+    was = float(group[field])
+    for group in optimizer.param_groups:
+        group[field] = value
+    return was, True

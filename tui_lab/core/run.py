@@ -4,7 +4,8 @@ no torch, no Textual, so the UI can import them without loading either.
 - `Control`: run, pause, step, stop, shared by whoever drives a run and the trainer thread.
 - `RunMeta`: what is known once a run has started (device, probe points, steps).
 - `Snapshot` of `LayerStats` (and an optional `Histogram`), one every `train.log_every` steps, with its
-  `Finding`s; `Snapshot.to_dict` is a metrics.jsonl line (README: Run directory).
+  `Finding`s; `Snapshot.to_dict` is a metrics.jsonl line (README: Run directory). Some snapshots carry what
+  the network `Learned` (a learned.jsonl line of its own).
 - `RunResult`: how the run ended (`Status`) and its summary.json.
 """
 
@@ -16,6 +17,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from tui_lab.core.fmt import num
 
 if TYPE_CHECKING:
     from tui_lab.core.config import LabConfig
@@ -36,6 +39,53 @@ class Control:
         self._steps = 0  # single steps granted while paused
         self.waited_s = 0.0  # time the trainer has spent paused (kept out of samples/s and the ETA)
         self.histogram_layer: int | None = None  # which probe point's gradient histogram the UI wants
+        # The UI shows what the network learned: the trainer measures it at the panel's rate, not only every
+        # few seconds (core/learned.py: LearnedClock).
+        self.learned = False
+        self.pace: float | None = None  # at most this many snapshots a second (PACES); None: as fast as it goes
+        self._changes: dict[str, float] = {}  # hyperparameters to change before the next step
+
+    def change(self, key: str, value: float) -> None:
+        """Ask for a hyperparameter to change before the next step (a key of LIVE_KEYS: optim.lr, ...)."""
+        with self._cond:
+            self._changes[key] = value
+            self._cond.notify_all()
+
+    def take_changes(self) -> dict[str, float]:
+        """The changes asked for since the last call (the trainer's, once per step: no lock when none)."""
+        if not self._changes:
+            return {}
+        with self._cond:
+            changes, self._changes = self._changes, {}
+        return changes
+
+    def set_pace(self, pace: float | None) -> None:
+        with self._cond:
+            self.pace = pace
+            self._cond.notify_all()  # a trainer waiting out a slower pace looks again
+
+    def restart(self) -> None:
+        """A stopped or finished run may go on (extended): forget the stop."""
+        with self._cond:
+            self._stopped = False
+            self._paused = False
+            self._steps = 0
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def hold(self, since: float) -> None:
+        """Keep the pace: return once 1/pace seconds have passed since `since` (perf_counter), or at once when
+        the run is paused, stopped or its pace raised. The time held is kept out of samples/s, like a pause."""
+        start = time.perf_counter()
+        with self._cond:
+            while self.pace and not self._stopped and not self._paused:
+                left = since + 1.0 / self.pace - time.perf_counter()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 0.25))
+            self.waited_s += time.perf_counter() - start
 
     @property
     def paused(self) -> bool:
@@ -103,11 +153,110 @@ class LayerStats:
         return d
 
 
+# Hyperparameters a run takes while it goes (the config panel sends them; README: Changing a run as it goes).
+LIVE_KEYS = ("optim.lr", "optim.momentum", "optim.weight_decay", "optim.clip_norm")
+PACES: dict[str, float | None] = {"slow": 2.0, "normal": 8.0, "max": None}  # snapshots a second at most
+
+
+@dataclass
+class Change:
+    """A hyperparameter changed while the run went: from `step` on, `key` was `to` (it had been `was`)."""
+
+    step: int
+    key: str
+    was: float
+    to: float
+    applied: bool = True  # False: this optimiser has no such setting (momentum for Adam): recorded, no effect
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Change:
+        applied = bool(d.get("applied", True))
+        return cls(int(d.get("step", 0)), str(d.get("key", "")), d.get("was"), d.get("to"), applied)
+
+    @property
+    def label(self) -> str:
+        """'lr 0.1→0.01' (for the curves' marks)."""
+        name = self.key.rsplit(".", 1)[-1]
+        return f"{name} {num(self.was, 3)}→{num(self.to, 3)}" + ("" if self.applied else " (unused)")
+
+
 @dataclass
 class Histogram:
     layer: str
     edges: list[float]  # bins + 1 edges
     counts: list[int]
+
+
+LearnedKind = Literal["regions", "sequences", "classes"]
+
+
+@dataclass
+class Learned:
+    """What the network has learned, measured on the validation data (core/learned.py; README: Run directory,
+    learned.jsonl). One of three kinds, each with its own fields (the others stay empty):
+
+    - `regions` (2-D points): the predicted class over a grid of the plane within `bounds` (x0, x1, y0, y1),
+      `grid` rows top row first (y1), one digit per cell, column 0 at x0; `confidence` the same shape, the
+      winning class's probability from chance (0) to certain (9); `points`: (x, y, class) of a fixed set of
+      validation points.
+    - `sequences`: a few validation sequences' `targets` and `predictions`; `inputs` what each showed: the
+      adding problem's two marked values, the copy task's first symbols (the first one is to be named).
+    - `classes` (digits): per class, the validation examples named right (`correct`) of `counts`.
+    """
+
+    step: int
+    kind: LearnedKind
+    classes: int = 0  # the number of classes (0: a regression)
+    task: str = ""  # the data set's name
+    bounds: tuple[float, float, float, float] | None = None
+    grid: list[str] = field(default_factory=list)
+    confidence: list[str] = field(default_factory=list)
+    points: list[tuple[float, float, int]] = field(default_factory=list)
+    targets: list[float] = field(default_factory=list)
+    predictions: list[float | None] = field(default_factory=list)
+    inputs: list[list[float]] = field(default_factory=list)
+    correct: list[int] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> list[float | None]:
+        """Per class: the fraction of its validation examples named right (None: the class has none)."""
+        return [c / n if n else None for c, n in zip(self.correct, self.counts)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A learned.jsonl line: the step, the kind and the fields of that kind."""
+        d: dict[str, Any] = {"step": self.step, "kind": self.kind, "classes": self.classes, "task": self.task}
+        keys = {
+            "regions": ("bounds", "grid", "confidence", "points"),
+            "sequences": ("targets", "predictions", "inputs"),
+            "classes": ("correct", "counts"),
+        }.get(self.kind, ())
+        for key in keys:
+            value = getattr(self, key)
+            d[key] = list(value) if isinstance(value, tuple) else value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Learned:
+        bounds = d.get("bounds")
+        return cls(
+            step=int(d.get("step", 0)),
+            kind=d.get("kind", "regions"),
+            classes=int(d.get("classes") or 0),
+            task=str(d.get("task") or ""),
+            bounds=tuple(float(v) for v in bounds) if bounds and len(bounds) == 4 else None,  # type: ignore[arg-type]
+            grid=[str(row) for row in d.get("grid") or ()],
+            confidence=[str(row) for row in d.get("confidence") or ()],
+            points=[(float(p[0]), float(p[1]), int(p[2])) for p in d.get("points") or () if len(p) == 3],
+            targets=list(d.get("targets") or ()),
+            predictions=list(d.get("predictions") or ()),
+            inputs=[list(row) for row in d.get("inputs") or ()],
+            correct=[int(v) for v in d.get("correct") or ()],
+            counts=[int(v) for v in d.get("counts") or ()],
+        )
 
 
 @dataclass
@@ -166,7 +315,9 @@ class Snapshot:
     mem_mb: float | None = None
     nonfinite: bool = False
     histogram: Histogram | None = None  # of the layer the UI asked for (Control.histogram_layer)
+    learned: Learned | None = None  # what the network learned (not in the metrics line: learned.jsonl)
     findings: list[Finding] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)  # hyperparameters changed since the previous snapshot
 
     @functools.cached_property
     def grad_total(self) -> float | None:
@@ -197,6 +348,8 @@ class Snapshot:
             d["mem_mb"] = round(self.mem_mb, 1)
         if self.nonfinite:
             d["nonfinite"] = True
+        if self.changes:
+            d["changes"] = [c.to_dict() for c in self.changes]
         return d
 
     @classmethod
@@ -218,6 +371,7 @@ class Snapshot:
             time_grad_norm=d.get("time_grad_norm"),
             mem_mb=d.get("mem_mb"),
             nonfinite=bool(d.get("nonfinite")),
+            changes=[Change.from_dict(c) for c in d.get("changes") or () if isinstance(c, dict)],
         )
 
 
@@ -232,6 +386,7 @@ class RunResult:
     elapsed_s: float = 0.0
     device: str = ""
     divergence: dict[str, Any] | None = None  # where a diverged run broke: step, layer, quantity
+    changes: list[Change] = field(default_factory=list)  # every hyperparameter changed during the run
 
     @property
     def final(self) -> Snapshot | None:
@@ -251,6 +406,7 @@ class RunResult:
             "diverged_at": self.last.step if self.status == "diverged" and self.last else None,
             "divergence": self.divergence,
             "findings": [f.to_dict() for f in self.findings],
+            "changes": [c.to_dict() for c in self.changes],
         }
 
 

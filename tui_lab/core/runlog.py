@@ -1,10 +1,12 @@
 """The run directory (README: Run directory): config.toml, metrics.jsonl (appended and flushed per snapshot),
-summary.json (replaced atomically). Written so that a kill or a dropped SSH session loses at most the last
+learned.jsonl (likewise, for the snapshots that carry what the network learned), summary.json (replaced
+atomically). Written so that a kill or a dropped SSH session loses at most the last
 snapshot: every whole line of metrics.jsonl parses, and summary.json is always a complete file.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -15,7 +17,7 @@ from typing import Any
 
 from tui_lab.core.config import LabConfig, dumps_config, load_config
 from tui_lab.core.errors import UserError
-from tui_lab.core.run import RunMeta, RunResult, Snapshot
+from tui_lab.core.run import Learned, RunMeta, RunResult, Snapshot
 
 RUNS_ENV = "TUI_LAB_RUNS"
 
@@ -32,7 +34,7 @@ def runs_root() -> Path:
 
 def default_run_dir(name: str) -> Path:
     """A fresh directory name: <runs root>/<YYYYmmdd-HHMMSS>-<name>[-2, -3...]."""
-    safe = re.sub(r"[^\w.-]+", "-", name).strip("-") or "run"
+    safe = re.sub(r"[^\w.+=-]+", "-", name).strip("-") or "run"  # keeps 'deep-sigmoid+relu+lr=0.01'
     base = runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
     path, n = base, 2
     while path.exists():
@@ -92,6 +94,7 @@ class RunLog:
     def __init__(self, directory: str | Path, force: bool = False):
         self.dir = prepare_run_dir(directory, force)
         self._metrics = None
+        self._learned = None  # learned.jsonl, open while the run goes
         self.lines = 0
         self._meta: dict[str, Any] = {}
 
@@ -99,17 +102,36 @@ class RunLog:
     def metrics_path(self) -> Path:
         return self.dir / "metrics.jsonl"
 
+    @property
+    def learned_path(self) -> Path:
+        return self.dir / "learned.jsonl"
+
     def on_start(self, meta: RunMeta) -> None:
         assert meta.config is not None
         self._meta = meta.summary()
         atomic_write(self.dir / "config.toml", dumps_config(meta.config))
         # Truncate any old metrics (--force) and keep the file open: one write + flush per snapshot.
         self._metrics = open(self.metrics_path, "w", encoding="utf-8")  # noqa: SIM115
+        self._learned = open(self.learned_path, "w", encoding="utf-8")  # noqa: SIM115
         self.write_summary({"status": "running", "steps": 0, **self._meta})
+
+    def on_resume(self, meta: RunMeta) -> None:
+        """The run goes on (extended): the new train.steps in config.toml, metrics appended, status running."""
+        assert meta.config is not None
+        self._meta = meta.summary()
+        atomic_write(self.dir / "config.toml", dumps_config(meta.config))
+        if self._metrics is None:
+            self._metrics = open(self.metrics_path, "a", encoding="utf-8")  # noqa: SIM115
+        self.write_summary({"status": "running", **self._meta})
 
     def __call__(self, snapshot: Snapshot) -> None:
         if self._metrics is None:
             return
+        if snapshot.learned is not None:  # before its metrics line: a reader that has the one has the other
+            if self._learned is None:  # the run went on after it ended (on_resume)
+                self._learned = open(self.learned_path, "a", encoding="utf-8")  # noqa: SIM115
+            self._learned.write(dumps_strict(snapshot.learned.to_dict()) + "\n")
+            self._learned.flush()
         self._metrics.write(dumps_strict(snapshot.to_dict()) + "\n")
         self._metrics.flush()
         self.lines += 1
@@ -118,6 +140,9 @@ class RunLog:
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
+        if self._learned is not None:
+            self._learned.close()
+            self._learned = None
         self.write_summary({**self._meta, **result.to_dict()})
 
     def write_summary(self, summary: dict[str, Any]) -> None:
@@ -131,7 +156,17 @@ class RunLog:
 def read_metrics(directory: str | Path, start: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Whole lines of metrics.jsonl from byte offset `start` -> (records, next offset). A partly written
     last line (the run is still going, or was killed mid-write) is left for the next call."""
-    path = Path(directory) / "metrics.jsonl"
+    return read_jsonl(Path(directory) / "metrics.jsonl", start)
+
+
+def read_learned(directory: str | Path, start: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Whole lines of learned.jsonl from byte offset `start` -> (records, next offset), as `read_metrics`; a run
+    directory without the file (an older run) has none."""
+    return read_jsonl(Path(directory) / "learned.jsonl", start)
+
+
+def read_jsonl(path: Path, start: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Whole JSON lines of a file from byte offset `start` -> (records, next offset); a partial last line waits."""
     records: list[dict[str, Any]] = []
     try:
         with open(path, "rb") as f:
@@ -147,6 +182,77 @@ def read_metrics(directory: str | Path, start: int = 0) -> tuple[list[dict[str, 
             except json.JSONDecodeError:
                 continue
     return records, start + end
+
+
+class LearnedLog:
+    """learned.jsonl by step, to show what the network had learned at any snapshot (scrubbing, tui-lab show):
+    only each line's step and where it starts are kept, a line is read back when asked for (a few are cached:
+    the same line gives the same record). A run without a directory (a replay) keeps its records in memory."""
+
+    CACHE = 8
+
+    def __init__(self, directory: str | Path | None) -> None:
+        self.path = Path(directory) / "learned.jsonl" if directory is not None else None
+        self._steps: list[int] = []
+        self._starts: list[int] = []
+        self._end = 0  # bytes indexed so far
+        self._memory: list[Learned] = []
+        self._cache: dict[int, Learned] = {}
+
+    def add(self, learned: Learned) -> None:
+        """Keep a record in memory (no run directory)."""
+        if self.path is None:
+            self._steps.append(learned.step)
+            self._memory.append(learned)
+
+    def refresh(self) -> None:
+        """Index the lines written since the last look (a partly written last line waits)."""
+        if self.path is None:
+            return
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._end)
+                data = f.read()
+        except OSError:
+            return
+        at = 0
+        while (newline := data.find(b"\n", at)) >= 0:
+            try:
+                step = int(json.loads(data[at:newline]).get("step", 0))
+            except (ValueError, TypeError, AttributeError):
+                step = None  # not a record: skipped
+            if step is not None and (not self._steps or step >= self._steps[-1]):
+                self._steps.append(step)
+                self._starts.append(self._end + at)
+            at = newline + 1
+        self._end += at
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def at(self, step: int) -> Learned | None:
+        """The latest record measured at or before `step`."""
+        index = bisect.bisect_right(self._steps, step) - 1
+        return self._record(index) if index >= 0 else None
+
+    def latest(self) -> Learned | None:
+        return self._record(len(self._steps) - 1) if self._steps else None
+
+    def _record(self, index: int) -> Learned | None:
+        if self.path is None:
+            return self._memory[index]
+        learned = self._cache.get(index)
+        if learned is None:
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(self._starts[index])
+                    learned = Learned.from_dict(json.loads(f.readline()))
+            except (OSError, ValueError, TypeError, IndexError):
+                return None
+            if len(self._cache) >= self.CACHE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[index] = learned
+        return learned
 
 
 def read_summary(directory: str | Path) -> dict[str, Any] | None:

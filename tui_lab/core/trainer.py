@@ -23,10 +23,11 @@ from tui_lab.core.data import Dataset, build_dataset
 from tui_lab.core.diagnosis import breakdown, diagnose
 from tui_lab.core.errors import UserError, one_line
 from tui_lab.core.fmt import finite
+from tui_lab.core.learned import LearnedClock, probe_for
 from tui_lab.core.models import build_model
-from tui_lab.core.optim import make_optimizer
+from tui_lab.core.optim import apply_live, make_optimizer
 from tui_lab.core.probes import Probes, Reading
-from tui_lab.core.run import Control, RunMeta, RunResult, Sink, Snapshot
+from tui_lab.core.run import Change, Control, RunMeta, RunResult, Sink, Snapshot
 
 EVAL_CHUNK = 2048  # validation samples per forward pass
 
@@ -108,9 +109,9 @@ class Interval:
 class StepClock:
     """Seconds per step between snapshots, with the time spent paused left out."""
 
-    def __init__(self, control: Control):
+    def __init__(self, control: Control, start: int = 0):
         self.control = control
-        self._time, self._step, self._waited = time.perf_counter(), 0, control.waited_s
+        self._time, self._step, self._waited = time.perf_counter(), start, control.waited_s
 
     def per_step(self, steps_done: int) -> float:
         now = time.perf_counter()
@@ -167,6 +168,14 @@ class Trainer:
         self.meta = RunMeta(config=cfg, preset=preset, total_steps=cfg.train.steps)
         self.recent: deque[Snapshot] = deque(maxlen=history)  # for diagnosis (gradient spikes, progress)
         self.initial: Snapshot | None = None  # the step-0 snapshot: the network as initialised
+        self.changes: list[Change] = []  # hyperparameters changed while it ran (Control.change)
+        self._unsent: list[Change] = []  # ... not yet in a snapshot
+        self._parts: tuple | None = None  # device, data, model, optimizer, probes: kept so a run can go on
+        self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._steps_done = 0
+        self._t0 = 0.0
+        self._last_emit = 0.0
+        self._clip: float | None = None  # clip_norm as changed while it ran
 
     def _call(self, hook: str, arg: Any) -> None:
         for sink in self.sinks:
@@ -179,14 +188,34 @@ class Trainer:
             sink(snap)
 
     def run(self) -> RunResult:
-        t0 = time.perf_counter()
-        result = RunResult("failed", 0)
-        started = False
+        """Train from the start to train.steps."""
+        self._t0 = time.perf_counter()
+        return self._guarded(self._start)
+
+    def extend(self, more: int) -> RunResult:
+        """Go on training a run that ended (completed or stopped) for `more` steps, in the same run: the
+        same model, optimiser state and batch order, as if it had been asked for that many steps at first
+        (config.toml is rewritten with the new train.steps). The sinks get `on_resume(meta)` first."""
+        if self._parts is None:
+            raise RuntimeError("only a run that trained can be extended")
+        total = self._steps_done + more
+        self.cfg = self.cfg.model_copy(update={"train": self.cfg.train.model_copy(update={"steps": total})})
+        self.meta.config, self.meta.total_steps = self.cfg, total
+        self.control.restart()
+        self._call("on_resume", self.meta)
+        return self._guarded(lambda: self._loop(*self._parts, t0=self._t0, start=self._steps_done))
+
+    def _start(self) -> RunResult:
+        self._parts = self._setup()
+        self._call("on_start", self.meta)
+        return self._loop(*self._parts, t0=self._t0)
+
+    def _guarded(self, body: Callable[[], RunResult]) -> RunResult:
+        """Run `body` turning any failure into the run's status; the sinks always get on_start and on_finish."""
+        t0 = self._t0
+        result = RunResult("failed", self._steps_done)
         try:
-            setup = self._setup()
-            self._call("on_start", self.meta)
-            started = True
-            result = self._loop(*setup, t0=t0)
+            result = body()
         except KeyboardInterrupt:
             result.status, result.message = "stopped", "interrupted"
         except UserError as exc:
@@ -195,9 +224,10 @@ class Trainer:
             result.status, result.message = "failed", _describe(exc)
         result.elapsed_s = time.perf_counter() - t0
         result.device = self.meta.device
+        result.changes = list(self.changes)
         if result.last is not None and not result.findings:
             result.findings = result.last.findings
-        if not started:  # setup failed: the sinks still get a start, so a run directory is complete
+        if self._parts is None:  # setup failed: the sinks still get a start, so a run directory is complete
             try:
                 self._call("on_start", self.meta)
             except Exception:  # noqa: BLE001
@@ -221,19 +251,23 @@ class Trainer:
         self.meta.chance_loss = data.chance_loss
         return device, data, model, optimizer, probes
 
-    def _loop(self, device, data: Dataset, model, optimizer, probes: Probes, t0: float) -> RunResult:
+    def _loop(self, device, data: Dataset, model, optimizer, probes: Probes, t0: float, start: int = 0) -> RunResult:
         cfg, control = self.cfg, self.control
         total, log_every, eval_every = cfg.train.steps, cfg.train.log_every, cfg.train.eval_every
         classify = data.task == "classify"
         loss_fn = F.cross_entropy if classify else F.mse_loss
-        l1, clip = cfg.optim.l1, cfg.optim.clip_norm
+        l1 = cfg.optim.l1
+        clip = self._clip if self._clip is not None else cfg.optim.clip_norm  # changed while it ran: kept
         l1_weights = [w for p in probes.points for w in p.weights] if l1 > 0 else []
         batch = min(cfg.train.batch_size, len(data.x_train))
-        train_batches = batches(data, batch, torch.Generator().manual_seed(cfg.seed + 1))
+        if self._batches is None:  # kept across an extension: the batch order goes on
+            self._batches = batches(data, batch, torch.Generator().manual_seed(cfg.seed + 1))
+        train_batches = self._batches
         interval = Interval(on_host=device.type == "cpu")  # a host read of the loss is free on the CPU only
-        clock = StepClock(control)
-        result = RunResult("completed", 0)
+        clock = StepClock(control, start)
+        result = RunResult("completed", start)
         last_eval = -(10**9)
+        learner, learned_due = probe_for(data, cfg.data.name), LearnedClock(control)
 
         def forward_backward(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             optimizer.zero_grad(set_to_none=True)
@@ -246,11 +280,15 @@ class Trainer:
 
         def snapshot(step: int, reading: Reading, **numbers: Any) -> Snapshot:
             per_step = clock.per_step(step + 1)
+            eta = per_step * (total - step - 1)
+            if control.pace:  # held to a pace: the snapshots still to come, at that pace
+                eta = max(eta, (total - step - 1) / log_every / control.pace)
+            changes, self._unsent = self._unsent, []
             return Snapshot(
                 step=step, total_steps=total, epoch=(step + 1) * batch / len(data.x_train),
                 time_s=time.perf_counter() - t0, lr=optimizer.param_groups[0]["lr"],
-                samples_per_s=batch / per_step, eta_s=per_step * (total - step - 1),
-                layers=reading.layers, time_grad_norm=reading.time_grad_norm,
+                samples_per_s=batch / per_step, eta_s=eta, layers=reading.layers,
+                time_grad_norm=reading.time_grad_norm, changes=changes,
                 mem_mb=torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None, **numbers,
             )  # fmt: skip
 
@@ -262,11 +300,14 @@ class Trainer:
             return snapshot(step, probes.read(), loss=None, nonfinite=True)
 
         model.train()  # once: evaluate() switches back after each evaluation
-        for step in range(total):
+        for step in range(start, total):
             mode = control.wait()
             if mode == "stop":
                 result.status, result.message = "stopped", "stopped by the user"
                 break
+            changes = control.take_changes()
+            if changes:
+                clip = self._change(optimizer, changes, step, clip)
             capture = step % log_every == 0 or step == total - 1 or mode == "step"
 
             xb, yb = next(train_batches)
@@ -275,7 +316,7 @@ class Trainer:
             if value is not None and not math.isfinite(value):  # before the step: the weights are as they broke
                 return self._diverged(result, autopsy(step, xb, yb), f"the loss became {value} at step {step}")
 
-            val_loss = val_acc = None
+            val_loss = val_acc = learned = None
             if capture:
                 probes.after_backward(logits)
                 # Evaluated before the step, so a snapshot's numbers all describe the same weights (at step 0:
@@ -283,10 +324,15 @@ class Trainer:
                 if step - last_eval >= eval_every or step == total - 1 or step == 0:
                     val_loss, val_acc = evaluate(model, data, loss_fn, classify)
                     last_eval = step
+                # What the network learned, on the same weights, when due: the first and the last snapshot, the
+                # panel's rate while it is on screen, else every few seconds (a forward pass without gradients
+                # over a few thousand inputs; never on the steps between snapshots).
+                if learned_due.due(last=step == total - 1):
+                    learned = learner(model, step)
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
-            result.steps = step + 1
+            result.steps = self._steps_done = step + 1
             if not capture:
                 continue
 
@@ -300,13 +346,33 @@ class Trainer:
                 return self._diverged(result, autopsy(step, xb, yb), f"the loss became non-finite by step {step}")
             if control.histogram_layer is not None:
                 snap.histogram = probes.histogram(control.histogram_layer)
+            snap.learned = learned
             self._diagnose(snap)
             result.last = result.last_finite = snap
+            if control.pace:  # watched at a human pace: no sooner than 1/pace seconds after the previous one
+                control.hold(self._last_emit)
+            self._last_emit = time.perf_counter()
             self._emit(snap)
             self.recent.append(snap)
 
         result.findings = result.last.findings if result.last else []
         return result
+
+    def _change(self, optimizer, changes: dict[str, float], step: int, clip: float) -> float:
+        """Apply hyperparameters asked for while the run goes (Control.change), from this step on; each is
+        recorded with the next snapshot and in the summary. Returns the clipping norm now in force."""
+        for key, value in changes.items():
+            if key == "optim.clip_norm":
+                was, applied, clip = clip, True, value
+                self._clip = clip
+            else:
+                was, applied = apply_live(optimizer, self.cfg.optim.name, key, value)
+            if was == value:
+                continue
+            change = Change(step, key, was, value, applied)
+            self.changes.append(change)
+            self._unsent.append(change)
+        return clip
 
     def _diagnose(self, snap: Snapshot) -> None:
         if self.initial is None:

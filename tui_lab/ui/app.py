@@ -22,9 +22,11 @@ from textual.screen import Screen
 
 from tui_lab.core.config import LabConfig
 from tui_lab.core.errors import UserError
+from tui_lab.core.run import PACES
 from tui_lab.ui import commands
 from tui_lab.ui.baseline import from_run_dir, from_view
-from tui_lab.ui.main_screen import POLL_S, LabScreen
+from tui_lab.ui.components.config_panel import ConfigPanel
+from tui_lab.ui.main_screen import POLL_S, VIEW_KEYS, LabScreen
 from tui_lab.ui.runs import LiveRun, RecordedRun, Run
 from tui_lab.ui.state import LabState
 
@@ -54,6 +56,10 @@ class LabApp(App[int]):
             run = RecordedRun(Path(show_dir))
             self.lab.cfg, self.lab.preset, self.lab.run = run.cfg, run.name, run
         self.main = LabScreen(self.lab, poll_s)
+        screen = self.lab.cfg.screen  # where the lesson looks, and at what pace
+        self.lab.pace, self.lab.want_layer = screen.pace, screen.layer
+        if screen.view != "auto" and screen.view in VIEW_KEYS:
+            self.main.view_index = VIEW_KEYS.index(screen.view)
 
     def get_default_screen(self) -> Screen:
         return self.main
@@ -91,7 +97,8 @@ class LabApp(App[int]):
             self._changed()
             return False
         try:
-            run = LiveRun.create(cfg, self.lab.preset, self.lab.hist_layer, step=step)
+            run = LiveRun.create(cfg, self.lab.name_for(cfg), self.lab.hist_layer, step=step)
+            run.control.pace = PACES[self.lab.pace]
         except (UserError, OSError) as exc:
             self.notify(f"cannot write the run directory: {exc}", severity="error")
             return False
@@ -105,6 +112,10 @@ class LabApp(App[int]):
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
     def _train(self, run: LiveRun, previous: Run | None) -> None:
         run.train(previous)
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def _extend(self, run: LiveRun, more: int) -> None:
+        run.extend(more)
 
     def show_run(self, run: Run) -> None:
         """Put a run on screen that is already made: a replay of fixed snapshots (tests, demos), say."""
@@ -163,6 +174,42 @@ class LabApp(App[int]):
         if self.lab.active is not None:
             self.lab.active.stop()
 
+    def action_pace(self, delta: int) -> None:
+        """Slower or faster: slow (2 snapshots a second), normal (8), max (as fast as it trains)."""
+        names = list(PACES)
+        self.lab.pace = names[min(max(names.index(self.lab.pace) + delta, 0), len(names) - 1)]
+        if self.lab.active is not None:
+            self.lab.active.control.set_pace(PACES[self.lab.pace])
+        self._changed()
+
+    def action_extend(self) -> None:
+        """A finished run goes on for as many steps again, in the same run directory."""
+        run = self.lab.run
+        if not isinstance(run, LiveRun) or not run.can_extend:
+            why = "still running" if self.lab.active is not None else "only a completed or stopped run of this session"
+            self.notify(f"cannot go on: {why}", severity="warning")
+            return
+        more = run.first_steps
+        run.scrub_to(-1)
+        self._extend(run, more)
+        self.notify(f"going on for {more} more steps (c adds more once it ends)")
+        self._changed()
+
+    def on_config_panel_edited(self, event: ConfigPanel.Edited) -> None:
+        """The header names what n would run when it is not the run on screen."""
+        self.lab.edited = event.cfg if event.changed else None
+        self._changed()
+
+    def on_config_panel_live_change(self, event: ConfigPanel.LiveChange) -> None:
+        """lr, momentum, weight_decay or clip_norm edited while a run goes: it takes the value at its next
+        step, marks it on the curves and records it in the run directory."""
+        run = self.lab.active
+        if run is None or run.live.get(event.key) == event.value:
+            return
+        run.live[event.key] = event.value
+        run.control.change(event.key, event.value)
+        self.notify(f"{event.key} = {event.value:g} from the next step (recorded in the run directory)")
+
     async def action_quit(self) -> None:
         if not self.stop_and_join(1.0):
             self.log.warning("the trainer thread did not stop within 1 s")
@@ -187,8 +234,17 @@ class LabApp(App[int]):
         self.push_screen(PresetPicker(self.lang), loaded)
 
     def load_config(self, cfg: LabConfig, name: str) -> None:
-        self.lab.cfg, self.lab.preset = cfg, name
+        """Load a preset: the config panel shows it, the screen goes where its lesson looks ([screen]), and a
+        finished run leaves the screen (its numbers are not the new preset's; a pinned baseline stays)."""
+        self.lab.cfg, self.lab.preset, self.lab.edited = cfg, name, None
+        if self.lab.run is not None and self.lab.active is None and not self.lab.read_only:
+            self.lab.run = None
+        self.lab.pace = cfg.screen.pace
+        self.lab.hist_layer = 0
+        self.lab.want_layer = cfg.screen.layer
         self.main.config_panel.load(cfg)
+        if cfg.screen.view != "auto" and cfg.screen.view in VIEW_KEYS:
+            self.main.show_view(VIEW_KEYS.index(cfg.screen.view))
         self.main.arrange_panels()
         self._changed()
 
@@ -228,6 +284,12 @@ class LabApp(App[int]):
             self.notify(str(exc), severity="error")
             return
         self.notify(f"baseline: {path.name}")
+        self._changed()
+
+    def action_loss_scale(self) -> None:
+        """The loss axis: auto (log when the loss spans 3 decades or more) → log → linear (from 0)."""
+        order = ["auto", "log", "linear"]
+        self.lab.loss_scale = order[(order.index(self.lab.loss_scale) + 1) % len(order)]
         self._changed()
 
     def action_next_view(self) -> None:

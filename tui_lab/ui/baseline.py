@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from tui_lab.core.config import SECTIONS, LabConfig, config_to_dict
+from tui_lab.core.config import LabConfig, differences, short
 from tui_lab.core.run import Snapshot
 from tui_lab.ui.bridge import History, View
 
@@ -34,7 +33,7 @@ class Baseline:
 
 def from_view(cfg: LabConfig, name: str, view: View, source: str = "") -> Baseline:
     """The run on screen, as the bridge has it."""
-    return Baseline.of(cfg, name, view.history.copy(), view.latest_with_layers, source)
+    return Baseline.of(cfg, name, view.history.copy(), view.latest_finite, source)
 
 
 def from_snapshots(cfg: LabConfig, name: str, snaps: Iterable[Snapshot], source: str = "") -> Baseline:
@@ -59,26 +58,11 @@ def from_run_dir(directory: Path) -> Baseline:
 
 def diff_labels(base: LabConfig, current: LabConfig) -> tuple[str, str]:
     """What differs between two configurations, as ('sigmoid/default', 'relu/he_normal')."""
-    a, b = config_to_dict(base), config_to_dict(current)
-    left, right = [], []
-    keys = [("seed", None)] + [(section, k) for section in SECTIONS for k in a[section]]
-    for section, key in keys:
-        va = a[section] if key is None else a[section][key]
-        vb = b[section] if key is None else b[section][key]
-        if va != vb:
-            label = section if key is None else key
-            left.append(_short(label, va))
-            right.append(_short(label, vb))
-    if not left:
+    changed = differences(base, current)
+    if not changed:
         return "baseline", "current"
+    left = [short(key, a) for key, a, _b in changed]
+    right = [short(key, b) for key, _a, b in changed]
     if len(left) > 3:
         left, right = left[:3] + ["…"], right[:3] + ["…"]
     return "/".join(left), "/".join(right)
-
-
-def _short(key: str, value: Any) -> str:
-    if isinstance(value, str) and key not in ("device",):
-        return value
-    if isinstance(value, float):
-        return f"{key}={value:g}"
-    return f"{key}={value}"

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 
 from tui_lab.core.fmt import finite
-from tui_lab.core.run import Histogram, RunMeta, RunResult, Snapshot
+from tui_lab.core.run import Histogram, Learned, RunMeta, RunResult, Snapshot
 
 
 @dataclass(eq=False)
@@ -63,6 +63,7 @@ class History:
     val_acc: Series = field(default_factory=Series)
     grads: list[Series] = field(default_factory=list)  # per layer
     count: int = 0  # snapshots added
+    marks: list[tuple[int, str]] = field(default_factory=list)  # (step, what changed there): 'lr 0.1→0.01'
 
     def __post_init__(self) -> None:
         for series in (self.loss, self.acc, self.val_loss, self.val_acc):
@@ -84,7 +85,7 @@ class History:
     def copy(self) -> History:
         return History(
             self.cap, self.loss.copy(), self.acc.copy(), self.val_loss.copy(), self.val_acc.copy(),
-            [g.copy() for g in self.grads], self.count,
+            [g.copy() for g in self.grads], self.count, list(self.marks),
         )  # fmt: skip
 
     def __len__(self) -> int:
@@ -98,10 +99,11 @@ class View:
     version: int
     meta: RunMeta
     latest: Snapshot | None
-    latest_with_layers: Snapshot | None  # the latest snapshot with layer statistics (a diverged step has none)
+    latest_finite: Snapshot | None  # the latest snapshot with finite layer statistics: what the panels draw
     history: History
     result: RunResult | None
     histogram: Histogram | None  # the latest one the trainer sent
+    learned: Learned | None = None  # what the network learned, the latest measured
 
 
 class Bridge:
@@ -112,8 +114,9 @@ class Bridge:
         self.version = 0  # bumped on every change; read without the lock (an int read is atomic)
         self.meta = RunMeta()
         self.latest: Snapshot | None = None
-        self.latest_with_layers: Snapshot | None = None
+        self.latest_finite: Snapshot | None = None
         self.histogram: Histogram | None = None
+        self.learned: Learned | None = None
         self.history = History(cap)
         self.result: RunResult | None = None
         self.snapshots = 0
@@ -131,11 +134,29 @@ class Bridge:
             self.latest = snap
             if snap.histogram is not None:
                 self.histogram = snap.histogram
-            if snap.layers:  # a diverged step carries no layer statistics
-                self.latest_with_layers = snap
+            if snap.learned is not None:
+                self.learned = snap.learned
+            if snap.layers and not snap.nonfinite:  # the step that broke: drawn as where it broke, not as bars
+                self.latest_finite = snap
                 self.history.add(snap)
+            self.history.marks += [(c.step, c.label) for c in snap.changes]
+            if snap.nonfinite:
+                self.history.marks.append((snap.step, "diverged"))
             self.snapshots += 1
             self.version += 1
+
+    def on_resume(self, meta: RunMeta) -> None:
+        """The run goes on (extended): running again, towards the new total."""
+        with self._lock:
+            self.meta, self.result = meta, None
+            self.version += 1
+
+    def add_learned(self, learned: Learned) -> None:
+        """What the network learned, come after its snapshot (a recorded run's learned.jsonl line read late)."""
+        with self._lock:
+            if self.learned is None or learned.step >= self.learned.step:
+                self.learned = learned
+                self.version += 1
 
     def finish(self, result: RunResult) -> None:
         """The run ended (from the trainer, or from whoever learnt how it ended)."""
@@ -155,9 +176,10 @@ class Bridge:
                     version=self.version,
                     meta=self.meta,
                     latest=self.latest,
-                    latest_with_layers=self.latest_with_layers,
+                    latest_finite=self.latest_finite,
                     history=self.history.copy(),
                     result=self.result,
                     histogram=self.histogram,
+                    learned=self.learned,
                 )
             return self._view

@@ -50,23 +50,72 @@ COMMANDS: list[Command] = [
     Command("n", "new_run", "new run", "New run", "stop and start a new run with the edited config", needs="writable"),
     Command("l", "presets", "presets", "Presets", "pick a lesson preset", hint=True, needs="writable"),
     Command("question_mark", "lesson", "lesson", "Lesson", "the lesson of the loaded preset", display="?", hint=True),
+    Command(
+        "minus",
+        "pace(-1)",
+        "pace",  # one footer entry for both keys ('± pace'): every key fits at 80 columns
+        "Slower",
+        "watch at a slower pace: max → normal → slow",
+        display="±",
+        needs="writable",
+    ),
+    Command(
+        "plus,equals_sign",
+        "pace(1)",
+        "faster",
+        "Faster",
+        "a faster pace: slow → normal → max",
+        display="+",
+        footer=False,
+        needs="writable",
+    ),
+    Command(
+        "c",
+        "extend",
+        "go on",
+        "Go on",
+        "a finished run trains as many steps again",
+        footer=False,
+        needs="writable",
+    ),
     Command("b", "pin", "pin", "Pin baseline", "pin the current or last run as the baseline"),
     Command("B", "unpin", "unpin", "Clear baseline", "forget the baseline", footer=False),
     Command(
         "o", "pick_baseline", "baseline from runs", "Baseline from earlier runs", "choose a run directory", footer=False
     ),
     Command("v", "next_view", "view", "Next view", "cycle the panels on small terminals"),
+    Command("g", "loss_scale", "loss scale", "Loss scale", "the loss axis: auto → log → linear", footer=False),
     Command("1", "view(0)", "config view", footer=False),
     Command("2", "view(1)", "gradients view", footer=False),
     Command("3", "view(2)", "curves view", footer=False),
     Command("4", "view(3)", "layers view", footer=False),
+    Command("5", "view(4)", "learned view", footer=False),
     Command(
         "e", "edit", "edit config", "Edit config", "focus the config panel (esc leaves it)", footer=False, hint=True
     ),
     Command("left_square_bracket", "hist_layer(-1)", "previous layer", footer=False, display="["),
     Command("right_square_bracket", "hist_layer(1)", "next layer", footer=False, display="]"),
-    Command("left,comma", "scrub(-1)", "earlier", display="←", needs="scrub"),
-    Command("right,full_stop", "scrub(1)", "later", display="→", needs="scrub"),
+    # Not in the footer (no room at 80 columns): the status line names them (SCRUB_HINT).
+    Command(
+        "left,comma",
+        "scrub(-1)",
+        "earlier",
+        "Earlier snapshot",
+        "the snapshot before",
+        footer=False,
+        display="←",
+        needs="scrub",
+    ),
+    Command(
+        "right,full_stop",
+        "scrub(1)",
+        "later",
+        "Later snapshot",
+        "the snapshot after",
+        footer=False,
+        display="→",
+        needs="scrub",
+    ),
     Command("home", "scrub_to(0)", "first snapshot", footer=False, needs="scrub"),
     Command("end", "scrub_to(-1)", "follow the end", footer=False, needs="scrub"),
     Command("escape", "leave_input", "leave field", footer=False),
@@ -81,3 +130,4 @@ BINDINGS = [command.binding() for command in COMMANDS]
 PALETTE = [command for command in COMMANDS if command.title]
 NEEDS = {command.name: command.needs for command in COMMANDS}
 HINT = " · ".join(f"{c.key_name} {c.label}" for c in COMMANDS if c.hint)
+SCRUB_HINT = "←/→ snapshots"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tui_lab.core.config import LabConfig
-from tui_lab.core.run import Finding, LayerStats, Snapshot
+from tui_lab.core.run import Finding, LayerStats, Learned, Snapshot
 from tui_lab.ui.baseline import Baseline
 from tui_lab.ui.bridge import View
 
@@ -29,11 +29,34 @@ class Frame:
     run_dir: str
     message: str  # why the last command could not be done, or how the run failed
     position: str  # where a scrubbed run is: 'snapshot 3/9 (←/→)'
+    scrubbed: Snapshot | None = None  # the snapshot under the scrubbing cursor (None: following the run)
+    pace: str = "max"  # how fast a live run may go: slow | normal | max
+    name: str = ""  # the run's name (its preset and what differs from it), or the loaded preset's
+    loaded: str = ""  # the loaded preset or edited config when it is not what the run on screen ran
+    learned: Learned | None = None  # what the network had learned at the snapshot on screen
+    loss_scale: str = "auto"  # the loss axis: auto (log when the loss spans 3+ decades) | log | linear
 
     @property
     def snapshot(self) -> Snapshot | None:
-        """The latest snapshot with layer statistics: what the panels draw (a diverged step carries none)."""
-        return self.view.latest_with_layers if self.view is not None else None
+        """What the per-layer panels draw: the snapshot under the cursor, else the latest with finite
+        statistics (after a divergence: the last one before it broke; `broken` says where)."""
+        if self.scrubbed is not None and not self.scrubbed.nonfinite:
+            return self.scrubbed
+        return self.view.latest_finite if self.view is not None else None
+
+    @property
+    def broken(self) -> Snapshot | None:
+        """The step that broke, when it is on screen: a diverged run followed to its end, or scrubbed to it."""
+        if self.scrubbed is not None:
+            return self.scrubbed if self.scrubbed.nonfinite else None
+        latest = self.view.latest if self.view is not None else None
+        return latest if latest is not None and latest.nonfinite else None
+
+    @property
+    def step(self) -> int | None:
+        """The step the screen is at (the cursor's, or the latest)."""
+        snap = self.scrubbed or (self.view.latest if self.view is not None else None)
+        return snap.step if snap is not None else None
 
     @property
     def layers(self) -> list[LayerStats]:

@@ -21,6 +21,7 @@ from tui_lab.ui.bridge import View
 from tui_lab.ui.components.config_panel import ConfigPanel
 from tui_lab.ui.components.findings import FindingsPanel
 from tui_lab.ui.components.gradflow import GradFlowPanel, LayersPanel
+from tui_lab.ui.components.learned import LearnedPanel
 from tui_lab.ui.components.panel import Panel
 from tui_lab.ui.components.plots import GradTimePanel, HistogramPanel, LossPanel, TimeGradPanel
 from tui_lab.ui.components.status import StatusBar
@@ -38,9 +39,11 @@ VIEWS: list[tuple[str, str, list[str], list[str]]] = [
     ("gradients", "Gradients", ["p-flow", "p-findings"], ["p-flow", "p-findings", "p-gradtime", "p-layers"]),
     ("curves", "Curves", ["p-loss", "p-gradtime"], ["p-loss", "p-gradtime"]),
     ("layers", "Layers", ["p-hist", "p-layers", "p-timegrad"], ["p-hist", "p-layers", "p-timegrad"]),
+    ("learned", "Learned", ["p-learned", "p-loss"], ["p-learned", "p-loss"]),
 ]
 RECURRENT_ONLY = {"p-timegrad"}
 LAYOUT_CLASSES = {"-wide", "-cols2", "-cols1", "-recurrent"} | {f"-view-{key}" for key, *_ in VIEWS}
+VIEW_KEYS = [key for key, *_ in VIEWS]  # a lesson names its view by key ([screen] view = "layers")
 
 
 class LabScreen(Screen):
@@ -63,6 +66,7 @@ class LabScreen(Screen):
             GradTimePanel(id="p-gradtime"),
             FindingsPanel(id="p-findings"),
             HistogramPanel(id="p-hist"),
+            LearnedPanel(id="p-learned"),  # before p-layers: in the wide grid it takes two rows (app.tcss)
             LayersPanel(id="p-layers"),
             TimeGradPanel(id="p-timegrad"),
         ]
@@ -138,7 +142,10 @@ class LabScreen(Screen):
         if not self.is_mounted:
             return
         view = self.lab.view()
+        self.lab.settle_layer(view)
         frame = self.lab.frame(view)
+        if self.lab.active is not None:  # the trainer measures what the net learned faster while it is shown
+            self.lab.active.control.learned = self.query_one(LearnedPanel).display
         self.status.show(frame)
         now = time.monotonic()
         if view is not self._panel_view and (frame.state != "running" or now - self._panel_time >= PANEL_INTERVAL_S):

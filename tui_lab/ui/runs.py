@@ -7,17 +7,18 @@ a thread worker, and the screen polls whichever run it is given.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tui_lab.core.config import LabConfig
 from tui_lab.core.diagnosis import diagnose
 from tui_lab.core.errors import one_line
-from tui_lab.core.run import Control, Finding, RunMeta, RunResult, Snapshot
-from tui_lab.core.runlog import RunLog, default_run_dir, read_meta, read_metrics, read_run_config
+from tui_lab.core.run import LIVE_KEYS, Control, Finding, Learned, RunMeta, RunResult, Snapshot
+from tui_lab.core.runlog import LearnedLog, RunLog, default_run_dir, read_meta, read_metrics, read_run_config
 from tui_lab.ui.bridge import Bridge, View
 
 FOLLOW_S = 0.5  # how often a recorded run looks for new lines in a growing run directory
@@ -39,7 +40,11 @@ class Run(Protocol):
 
     def findings(self, view: View) -> list[Finding]: ...
 
+    def learned(self, view: View) -> Learned | None: ...
+
     def position(self) -> str: ...
+
+    def scrubbed(self) -> Snapshot | None: ...
 
     def scrub(self, delta: int) -> None: ...
 
@@ -50,11 +55,133 @@ class Run(Protocol):
     def join(self, timeout: float) -> bool: ...
 
 
-class LiveRun:
+class Timeline:
+    """A run's snapshots by index. A live run's come back from its metrics.jsonl when asked for (a long run's
+    snapshots would not fit in memory as objects: a few KB each, tens of thousands of them); only where each
+    line starts is kept, and a few recently read snapshots. A run with no run directory (a replay) keeps its
+    snapshots in memory."""
+
+    CACHE = 64
+
+    def __init__(self, run_dir: Path | None = None, total_steps: int = 0) -> None:
+        self.path = run_dir / "metrics.jsonl" if run_dir is not None else None
+        self.total_steps = total_steps
+        self._starts: list[int] = []  # byte offset of each whole line
+        self._end = 0  # bytes indexed so far
+        self._memory: list[Snapshot] = []
+        self._cache: dict[int, Snapshot] = {}
+
+    def add(self, snap: Snapshot) -> None:
+        """Keep a snapshot in memory (no run directory)."""
+        if self.path is None:
+            self._memory.append(snap)
+
+    def refresh(self) -> None:
+        """Index the lines written since the last look (a partly written last line waits)."""
+        if self.path is None:
+            return
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._end)
+                data = f.read()
+        except OSError:
+            return
+        at = 0
+        while (newline := data.find(b"\n", at)) >= 0:
+            if data[at:newline].strip():
+                self._starts.append(self._end + at)
+            at = newline + 1
+        self._end += at
+
+    def __len__(self) -> int:
+        return len(self._memory) if self.path is None else len(self._starts)
+
+    def __getitem__(self, index: int) -> Snapshot:
+        if self.path is None:
+            return self._memory[index]
+        index = range(len(self._starts))[index]  # negative indices, and IndexError past the end
+        snap = self._cache.get(index)
+        if snap is None:
+            with open(self.path, "rb") as f:
+                f.seek(self._starts[index])
+                record = json.loads(f.readline())
+            snap = Snapshot.from_dict(record, total_steps=self.total_steps)
+            if len(self._cache) >= self.CACHE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[index] = snap
+        return snap
+
+    def before(self, index: int, count: int) -> list[Snapshot]:
+        """Up to `count` snapshots just before `index`, oldest first (the history a diagnosis looks at)."""
+        return [self[i] for i in range(max(0, index - count), index)]
+
+
+class Scrubbing:
+    """←/→, Home/End through a run's snapshots while the bridge keeps the whole run: the curves stay whole
+    (a marker shows where the cursor is), the per-snapshot panels show the snapshot under the cursor."""
+
+    records: Timeline | list[Snapshot]
+    cursor: int | None = None  # None: following the latest snapshot
+    cfg: LabConfig
+    bridge: Bridge
+    _scrubbed_findings: dict[int, list[Finding]]
+    learned_log: LearnedLog  # learned.jsonl by step
+
+    def _sync(self) -> None:
+        """Bring the records up to what the run has written."""
+
+    def scrubbed(self) -> Snapshot | None:
+        return self.records[self.cursor] if self.cursor is not None else None
+
+    def position(self) -> str:
+        if self.cursor is None:
+            return ""
+        return f"snapshot {self.cursor + 1}/{len(self.records)} (←/→, End: latest)"
+
+    def scrub(self, delta: int) -> None:
+        """Move `delta` snapshots back (< 0) or forward from the one on screen."""
+        self._sync()
+        n = len(self.records)
+        if not n:
+            return
+        at = self.cursor if self.cursor is not None else n - 1
+        self.scrub_to(max(at + delta, 0))  # past the last one: following again
+
+    def scrub_to(self, index: int) -> None:
+        """Show snapshot `index`; -1 (or the last one) follows the run again."""
+        self._sync()
+        n = len(self.records)
+        if not n:
+            return
+        index = n - 1 if index < 0 else min(index, n - 1)
+        self.cursor = None if index >= n - 1 else index
+
+    def learned(self, view: View) -> Learned | None:
+        """What the network had learned at the snapshot on screen: the latest measured at or before it."""
+        if self.cursor is None:
+            return view.learned
+        self.learned_log.refresh()
+        return self.learned_log.at(self.records[self.cursor].step)
+
+    def diagnosed(self, index: int) -> list[Finding]:
+        """The findings of snapshot `index`, judged against the ones before it as the trainer did."""
+        found = self._scrubbed_findings.get(index)
+        if found is None:
+            meta = self.bridge.meta
+            first = self.records[0] if len(self.records) else None
+            recent = self.records.before(index, 32) if isinstance(self.records, Timeline) else (
+                self.records[max(0, index - 32) : index]
+            )  # fmt: skip
+            found = diagnose(self.records[index], recent, self.cfg, chance_loss=meta.chance_loss, initial=first)
+            self._scrubbed_findings[index] = found
+        return found
+
+
+class LiveRun(Scrubbing):
     """A run trained in this process: its Control, its bridge, and the thread that trains it."""
 
     read_only = False
-    can_scrub = False
+    can_scrub = True
     records_histograms = True
 
     def __init__(
@@ -72,6 +199,13 @@ class LiveRun:
         self.control = control or Control()
         self.thread: threading.Thread | None = None
         self.done = threading.Event()  # train() has returned (or never will run: a replay)
+        self.records = Timeline(run_dir, cfg.train.steps)  # for scrubbing: read back from the run directory
+        self.cursor: int | None = None
+        self._scrubbed_findings: dict[int, list[Finding]] = {}
+        self.learned_log = LearnedLog(run_dir)
+        self.trainer: Any = None  # the Trainer, kept once it ran: a finished run can be extended
+        self.first_steps = cfg.train.steps  # what an extension adds each time
+        self.live = {key: getattr(cfg.optim, key.split(".")[1]) for key in LIVE_KEYS}  # as changed while it goes
 
     @classmethod
     def create(cls, cfg: LabConfig, name: str, histogram_layer: int, step: bool = False) -> LiveRun:
@@ -101,6 +235,9 @@ class LiveRun:
         run.bridge.on_start(meta)
         for snap in snapshots:
             run.bridge(snap)
+            run.records.add(snap)
+            if snap.learned is not None:
+                run.learned_log.add(snap.learned)
         run.done.set()
         return run
 
@@ -113,10 +250,32 @@ class LiveRun:
             from tui_lab.core.trainer import Trainer  # torch: prewarmed by the app, never on the UI thread
 
             sinks = [s for s in (self.runlog, self.bridge) if s is not None]
-            Trainer(self.cfg, self.control, sinks=sinks, preset=self.name).run()
+            self.trainer = Trainer(self.cfg, self.control, sinks=sinks, preset=self.name)
+            self.trainer.run()
         except BaseException as exc:  # noqa: BLE001 - shown on screen, never a crash
             if self.bridge.result is None:
                 self.bridge.finish(RunResult("failed", 0, message=one_line(exc)))
+        finally:
+            self.done.set()
+
+    @property
+    def can_extend(self) -> bool:
+        """Ended well (completed or stopped) with its model still here: it can go on."""
+        result = self.bridge.result
+        return (
+            result is not None and result.status in ("completed", "stopped") and self.trainer is not None
+            and self.trainer._parts is not None and self.done.is_set()
+        )  # fmt: skip
+
+    def extend(self, more: int) -> None:
+        """The body of the training thread when a finished run goes on for `more` steps (Trainer.extend)."""
+        self.done.clear()
+        self.thread = threading.current_thread()
+        try:
+            self.trainer.extend(more)
+            self.cfg = self.trainer.cfg
+        except BaseException as exc:  # noqa: BLE001 - shown on screen, never a crash
+            self.bridge.finish(RunResult("failed", 0, message=one_line(exc)))
         finally:
             self.done.set()
 
@@ -135,17 +294,13 @@ class LiveRun:
     def poll(self) -> None:
         """Nothing to fetch: the trainer pushes into the bridge."""
 
+    def _sync(self) -> None:
+        self.records.refresh()
+
     def findings(self, view: View) -> list[Finding]:
+        if self.cursor is not None:
+            return self.diagnosed(self.cursor)
         return list(view.latest.findings) if view.latest is not None else []
-
-    def position(self) -> str:
-        return ""
-
-    def scrub(self, delta: int) -> None:
-        """A live run is always at its latest snapshot."""
-
-    def scrub_to(self, index: int) -> None:
-        """A live run is always at its latest snapshot."""
 
     def stop(self) -> None:
         self.control.stop()
@@ -159,7 +314,7 @@ class LiveRun:
         return self.done.wait(timeout)
 
 
-class RecordedRun:
+class RecordedRun(Scrubbing):
     """A run directory, finished or still growing (a headless run elsewhere): followed, and scrubbed with ←/→."""
 
     read_only = True
@@ -179,7 +334,8 @@ class RecordedRun:
         self._offset = 0
         self._result: RunResult | None = None
         self._last_poll = -FOLLOW_S
-        self._findings: dict[int, list[Finding]] = {}  # by record index: metrics.jsonl keeps no findings
+        self._scrubbed_findings: dict[int, list[Finding]] = {}  # by record index: metrics.jsonl keeps none
+        self.learned_log = LearnedLog(self.run_dir)
         self.poll()
 
     @property
@@ -200,51 +356,22 @@ class RecordedRun:
         for record in records:
             snap = Snapshot.from_dict(record, total_steps=self.cfg.train.steps)
             self.records.append(snap)
-            if self.cursor is None:
-                self.bridge(snap)
+            self.bridge(snap)
+        self.learned_log.refresh()  # after metrics.jsonl: each learned line is written before its snapshot's
+        learned = self.learned_log.at(self.records[-1].step) if self.records else None
+        if learned is not None and (self.bridge.learned is None or learned.step > self.bridge.learned.step):
+            self.bridge.add_learned(learned)
         if self.status != "running" and self._result is None:
-            self._result = RunResult(self.status, summary.get("steps", 0), message=summary.get("message", ""))  # type: ignore[arg-type]
-            if self.cursor is None:
-                self.bridge.finish(self._result)
+            steps, message = summary.get("steps", 0), summary.get("message", "")
+            self._result = RunResult(self.status, steps, message=message, divergence=summary.get("divergence"))  # type: ignore[arg-type]
+            self.bridge.finish(self._result)
 
     def findings(self, view: View) -> list[Finding]:
-        """The findings of the snapshot on screen, diagnosed against the ones before it, as the trainer did."""
-        if view.latest is None:
+        """The findings of the snapshot on screen, diagnosed against the ones before it, as the trainer did
+        (metrics.jsonl keeps no findings): the last snapshot's are the summary's."""
+        if not self.records:
             return []
-        index = next((i for i in range(len(self.records) - 1, -1, -1) if self.records[i] is view.latest), None)
-        start = {"chance_loss": self.meta.chance_loss, "initial": self.records[0] if self.records else None}
-        if index is None:
-            return diagnose(view.latest, (), self.cfg, **start)
-        if index not in self._findings:
-            recent = self.records[max(0, index - 32) : index]  # as many as the trainer keeps
-            self._findings[index] = diagnose(view.latest, recent, self.cfg, **start)
-        return self._findings[index]
-
-    def position(self) -> str:
-        if not self.records:
-            return ""
-        n = len(self.records)
-        return f"snapshot {(self.cursor if self.cursor is not None else n - 1) + 1}/{n} (←/→)"
-
-    def scrub(self, delta: int) -> None:
-        """Move `delta` snapshots back (< 0) or forward from the one on screen."""
-        at = self.cursor if self.cursor is not None else len(self.records) - 1
-        self.scrub_to(max(at + delta, 0))
-
-    def scrub_to(self, index: int) -> None:
-        """Show the run as it was at snapshot `index`; the last one (or -1) follows the end again."""
-        if not self.records:
-            return
-        n = len(self.records)
-        index = n - 1 if index < 0 else min(index, n - 1)
-        self.cursor = None if index >= n - 1 else index
-        bridge = Bridge()
-        bridge.on_start(self.meta)
-        for snap in self.records[: index + 1]:
-            bridge(snap)
-        if self.cursor is None and self._result is not None:
-            bridge.finish(self._result)
-        self.bridge = bridge
+        return self.diagnosed(self.cursor if self.cursor is not None else len(self.records) - 1)
 
     def stop(self) -> None:
         """Nothing runs here."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tui_lab.core.config import LabConfig
+from tui_lab.core.config import LabConfig, run_name
 from tui_lab.ui.baseline import Baseline, diff_labels
 from tui_lab.ui.bridge import View
 from tui_lab.ui.frame import Frame
@@ -23,6 +23,10 @@ class LabState:
     baseline: Baseline | None = None
     hist_layer: int = 0
     message: str = ""  # why the last command could not be done (shown in the status line)
+    pace: str = "max"  # how fast live runs may go: slow | normal | max (PACES)
+    edited: LabConfig | None = None  # the config panel's configuration when it differs from `cfg`
+    want_layer: str = ""  # the probe point a lesson wants in the histogram, by name, until the run names them
+    loss_scale: str = "auto"  # the loss axis (g): auto | log | linear
 
     @property
     def state(self) -> str:
@@ -48,6 +52,27 @@ class LabState:
             previous.stop()
         return previous
 
+    def settle_layer(self, view: View | None) -> None:
+        """The layer a lesson named ([screen] layer), once the run says which layers it has."""
+        if self.want_layer and view is not None and self.want_layer in view.meta.layers:
+            self.hist_layer = view.meta.layers.index(self.want_layer)
+            if self.active is not None:
+                self.active.control.histogram_layer = self.hist_layer
+            self.want_layer = ""
+
+    def name_for(self, cfg: LabConfig) -> str:
+        """What a run of `cfg` is called: the loaded preset, and what was changed from it."""
+        return run_name(self.preset, self.cfg, cfg)
+
+    def loaded(self) -> str:
+        """The loaded (or edited) configuration's name when it is not what the run on screen ran: the header
+        must not put one run's numbers beside another's name."""
+        run = self.run
+        if not isinstance(run, LiveRun):
+            return ""
+        name = self.name_for(self.edited or self.cfg)
+        return "" if name == run.name else name
+
     def frame(self, view: View | None) -> Frame:
         run = self.run
         cfg = run.cfg if run is not None else self.cfg
@@ -70,4 +95,10 @@ class LabState:
             run_dir=str(run.run_dir) if run is not None and run.run_dir is not None else "",
             message=message,
             position=run.position() if run is not None else "",
+            scrubbed=run.scrubbed() if run is not None else None,
+            learned=run.learned(view) if run is not None and view is not None else None,
+            pace=self.pace,
+            name=run.name if run is not None else self.name_for(self.edited or self.cfg),
+            loaded=self.loaded(),
+            loss_scale=self.loss_scale,
         )

@@ -19,6 +19,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from tui_lab.core.config import SECTIONS, LabConfig, config_to_dict, field_choices, parse_config, parse_value
 from tui_lab.core.errors import ConfigError
+from tui_lab.core.run import LIVE_KEYS
 from tui_lab.ui.components.panel import Panel
 from tui_lab.ui.frame import Frame
 
@@ -66,10 +67,26 @@ def _value(kind: type | None, text: str) -> Any:
 
 
 class ConfigPanel(Panel, VerticalScroll):
-    """Editable configuration. `load(cfg)` fills it; `current()` validates it; read-only for a recorded run."""
+    """Editable configuration. `load(cfg)` fills it; `current()` validates it; read-only for a recorded run.
+    A key whose value differs from the loaded preset is marked (*). While a run goes, Enter in one of the
+    LIVE_KEYS fields (lr, momentum, weight_decay, clip_norm) sends the value to that run (`LiveChange`)."""
 
     BORDER_TITLE = "Config"
-    BORDER_SUBTITLE = "e edit · esc leave"
+    BORDER_SUBTITLE = "e edit · esc leave · * edited"
+
+    class Edited(Message):
+        """The fields now hold `cfg` (None: invalid), `changed` keys differing from the loaded preset."""
+
+        def __init__(self, cfg: LabConfig | None, changed: list[str]) -> None:
+            super().__init__()
+            self.cfg, self.changed = cfg, changed
+
+    class LiveChange(Message):
+        """Enter (or leaving the field) in a live key's field with a valid value: the running run takes it."""
+
+        def __init__(self, key: str, value: float) -> None:
+            super().__init__()
+            self.key, self.value = key, value
 
     def __init__(self, cfg: LabConfig, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -103,7 +120,7 @@ class ConfigPanel(Panel, VerticalScroll):
             value = _get(data, key)
             fid = field_id(key)
             with Horizontal(classes="cfg-row"):
-                yield Label(label, classes="cfg-key")
+                yield Label(label, classes="cfg-key", id=fid + "-key")
                 if choices:
                     yield Select(
                         [(c, c) for c in choices],
@@ -183,7 +200,24 @@ class ConfigPanel(Panel, VerticalScroll):
         gen.update("\n".join("✗ " + g for g in general))
         gen.display = bool(general)
         self.errors, self.general = errors, general
+        changed = self._mark_edited()
+        if not self._loading:
+            self.post_message(self.Edited(cfg, changed))
         return cfg
+
+    def _mark_edited(self) -> list[str]:
+        """Mark the keys whose field differs from the loaded preset (a '*' after the name, and the style)."""
+        base, data = config_to_dict(self.base), self._data()
+        changed = []
+        for key, _k, _c in FIELDS:
+            edited = _get(data, key) != _get(base, key)
+            label = self.query_one(f"#{field_id(key)}-key", Label)
+            if label.has_class("-edited") != edited:
+                label.set_class(edited, "-edited")
+                label.update(key.split(".")[-1] + ("*" if edited else ""))
+            if edited:
+                changed.append(key)
+        return changed
 
     @property
     def problems(self) -> list[str]:
@@ -209,6 +243,18 @@ class ConfigPanel(Panel, VerticalScroll):
     def _changed(self, event: Message) -> None:
         if not self._loading:
             self.validate()
+
+    @on(Input.Submitted)
+    @on(Input.Blurred)
+    def _live(self, event: Input.Submitted | Input.Blurred) -> None:
+        """A live key's field was committed (Enter, or leaving it): offer its value to the running run.
+        Committed rather than on every keystroke, so that typing 0.05 never passes through 0.0 on the way."""
+        key = next((k for k, _kind, _c in FIELDS if field_id(k) == event.input.id), None)
+        if key not in LIVE_KEYS or key in self.errors or self.read_only:
+            return
+        value = _value(float, event.value)
+        if isinstance(value, float):
+            self.post_message(self.LiveChange(key, value))
 
     def focus_first(self) -> None:
         if self.ready:

@@ -4,29 +4,66 @@ statistics of each layer."""
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Hashable
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 
-from tui_lab.core.fmt import LOG_FLOOR, MISSING, finite, log10_floored, sci
-from tui_lab.ui.components.panel import Panel, TextBody
+from tui_lab.core import choices
+from tui_lab.core.diagnosis import DEAD_FRAC, EXPLODE, SAT_FRAC, VANISH, VANISH_ADAPTIVE, breakdown
+from tui_lab.core.fmt import LOG_FLOOR, MISSING, finite, sci
+from tui_lab.ui import palette
+from tui_lab.ui.components.axes import sci as short
+from tui_lab.ui.components.panel import Panel, TextBody, wrap
 from tui_lab.ui.frame import Frame
 
+LEVEL = 10.0  # within this factor of the output layer's ||grad W|| a layer's gradient is level (green)
 
-def bar_style(value: float | None, top: float) -> str:
-    if os.environ.get("NO_COLOR"):
-        return "bold" if value is None else ""  # full-contrast bars; the length tells the story
-    if value is None:
-        return "bold red"
-    gap = top - value
-    if value > 2 or gap > 4:
-        return "red"
-    if gap > 2:
-        return "yellow"
-    return "green"
+# Each layer's ||grad W|| against the output layer's at the same snapshot: (colour, the glyphs that say it
+# without colour). Past the findings' thresholds (VANISH, EXPLODE in core/diagnosis.py) the bar is an alarm.
+LEVELS: dict[str, tuple[str, str]] = {
+    "level": (palette.HEALTHY, "  "),
+    "low": (palette.CAUTION, "↓ "),
+    "high": (palette.CAUTION, "↑ "),
+    "vanishing": (palette.ALARM, "↓↓"),
+    "exploding": (palette.ALARM, "↑↑"),
+    "nonfinite": (palette.ALARM, "✖ "),
+    "": ("", "  "),  # no judgement: no reference (the output layer's gradient is 0 or not finite), or missing
+}
+
+
+def vanish_share(frame: Frame | None) -> float:
+    """The share of the output layer's gradient below which the findings call a layer vanishing: 1e-3, or
+    1e-6 with an optimiser that rescales each weight's step by its own gradient (Adam, RMSprop...)."""
+    name = frame.cfg.optim.name if frame is not None else ""
+    return VANISH_ADAPTIVE if name in choices.OPTIMIZERS and choices.OPTIMIZERS[name].adaptive else VANISH
+
+
+def level(value: float | None, ref: float | None, vanish: float = VANISH) -> str:
+    """How `value` (a layer's ||grad W||) compares with `ref` (the output layer's, same snapshot): 'level'
+    within LEVEL times, 'low'/'high' beyond it, 'vanishing' below `vanish` of it, 'exploding' above EXPLODE
+    times it, 'nonfinite' for NaN/inf, '' when there is nothing to compare (missing value or reference)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nonfinite"
+    value, ref = finite(value), finite(ref)
+    if value is None or ref is None or ref <= 0:
+        return ""
+    ratio = value / ref
+    if ratio < vanish:
+        return "vanishing"
+    if ratio > EXPLODE:
+        return "exploding"
+    if ratio < 1 / LEVEL:
+        return "low"
+    if ratio > LEVEL:
+        return "high"
+    return "level"
+
+
+def bar_style(value: float | None, ref: float | None, vanish: float = VANISH) -> str:
+    """The colour of a gradient bar: green level with the output layer, yellow caution, red alarm."""
+    return palette.style(LEVELS[level(value, ref, vanish)][0])
 
 
 class TextPanel(Panel, VerticalScroll):
@@ -47,15 +84,26 @@ class GradFlowPanel(TextPanel):
     EMPTY = "no gradients yet: press r to run, s to take one step"
 
     def key(self, frame: Frame) -> Hashable:
-        return frame.view, frame.baseline, frame.labels, frame.state == "running"
+        return frame.view, frame.scrubbed, frame.baseline, frame.labels, frame.state == "running"
+
+    legend_below = True  # the colours' legend fits under the bars; else a short one goes on the border
 
     def subtitle(self, frame: Frame) -> str:
         # The step only while the run is not moving: a changing border repaints the whole panel.
-        return f"step {frame.snapshot.step}" if frame.snapshot is not None and frame.state != "running" else ""
+        step = f"step {frame.snapshot.step}" if frame.snapshot is not None and frame.state != "running" else ""
+        if step and frame.broken is not None:
+            step += " · the last before it broke"
+        if self.legend_below or frame.snapshot is None:
+            return step
+        return " · ".join(part for part in (short_legend(vanish_share(frame)), step) if part)
+
+    def _retitle(self) -> None:
+        if self.frame is not None and self.border_subtitle != (subtitle := self.subtitle(self.frame)):
+            self.border_subtitle = subtitle
 
     def draw(self, frame: Frame) -> None:
         base = frame.baseline
-        self.body.redraw((len(frame.layer_names), len(base.names) if base else None))
+        self.body.redraw((len(frame.layer_names), len(base.names) if base else None, frame.broken is not None))
 
     def text(self, width: int) -> Text:
         frame = self.frame
@@ -67,65 +115,158 @@ class GradFlowPanel(TextPanel):
         names = frame.layer_names
         base_names = base.names if base is not None else []
         rows = [names[i] if i < len(names) else base_names[i] for i in range(max(len(names), len(base_names)))]
-        logs = [log10_floored(layer.grad_norm) for layer in frame.layers]
-        blogs = [log10_floored(g) for g in base.grads] if base else []
-        known = [v for v in logs + blogs if v is not None]
-        top = max(0.0, math.ceil(max(known))) if known else 0.0
+        grads = [layer.grad_norm for layer in frame.layers]
+        bgrads = list(base.grads) if base is not None else []
+        logs = [math.log10(g) for g in map(finite, grads + bgrads) if g is not None and g > 0]
+        top = max(0.0, math.ceil(max(logs))) if logs else 0.0
+        vanish = vanish_share(frame)
         name_w = max(len(n) for n in rows) + 1
-        val_w = 6
+        cell_w = VALUE_W + 3  # ' ' + value + two glyphs
+        if frame.broken is not None:
+            width -= 1  # the ✖ column
         if base is not None:
             labels = frame.labels or ("baseline", "current")
-            bar_w = max(4, (width - name_w - 2 * val_w - 1) // 2)
+            bar_w = max(6, (width - name_w - 2 * cell_w - 1) // 2)
             base_label = labels[0] + ("" if labels[0] == "baseline" else " (baseline)")
             text.append(" " * name_w)
-            text.append(_fit(labels[1], bar_w + val_w), "bold")
+            text.append(_fit(labels[1], bar_w + cell_w), "bold")
             text.append(" ")
-            text.append(_fit(base_label, bar_w + val_w), "grey50")
+            text.append(_fit(base_label, bar_w + cell_w), palette.style(palette.BASELINE))
             text.append("\n")
         else:
-            bar_w = max(4, width - name_w - val_w - 1)
+            bar_w = max(6, width - name_w - cell_w)
+        ref = grads[-1] if grads else None
+        bref = bgrads[-1] if bgrads else None
+        seen: set[str] = set()
+        broke = breakdown(frame.broken.layers) if frame.broken is not None else None
+        if frame.broken is not None:  # a diverged run: where it broke, above the last bars it had
+            said = broke.text if broke is not None else "the loss or the gradients became NaN/Inf"
+            head = Text(f"✖ broke at step {frame.broken.step}:", palette.style(palette.ALARM, "bold"))
+            for line in wrap([head, *map(Text, said.split())], width, gap=" "):
+                text.append_text(line)
+                text.append("\n")
+            if frame.snapshot is not None:
+                text.append(f"bars: step {frame.snapshot.step}, the last snapshot before it broke\n", "dim")
         for i, name in enumerate(rows):
+            if broke is not None:  # a column of its own: the layer where it broke
+                text.append("✖" if name == broke.layer else " ", palette.style(palette.ALARM, "bold"))
             text.append(f"{name:<{name_w}}")
-            if i < len(logs):
-                text.append_text(_bar(logs[i], top, bar_w, "█", bar_style(logs[i], top)))
-                text.append(f" {_fmt_log(logs[i]):>{val_w - 1}}")
+            if i < len(grads):
+                kind = level(grads[i], ref, vanish)
+                style = palette.style(LEVELS[kind][0])
+                text.append_text(gradient_cell(grads[i], kind, top, bar_w, "█", style))
+                seen |= {kind, _special(grads[i])}
             else:
-                text.append(" " * (bar_w + val_w))
+                text.append(" " * (bar_w + cell_w))
             if base is not None:
                 text.append(" ")
-                if i < len(blogs):
-                    text.append_text(_bar(blogs[i], top, bar_w, "▒", "" if os.environ.get("NO_COLOR") else "grey50"))
-                    text.append(f" {_fmt_log(blogs[i]):>{val_w - 1}}", "grey50")
+                if i < len(bgrads):
+                    kind = level(bgrads[i], bref, vanish)
+                    grey = palette.style(palette.BASELINE)
+                    text.append_text(gradient_cell(bgrads[i], kind, top, bar_w, "▒", grey, grey))
+                    seen |= {kind, _special(bgrads[i])}
             text.append("\n")
         axis, right = f"1e{int(LOG_FLOOR)}", f"1e{int(top)}"
         pad = max(1, bar_w - len(axis) - len(right))
-        text.append(" " * name_w + axis + "·" * pad + right, "dim")
+        text.append(" " * (name_w + (frame.broken is not None)) + axis + "·" * pad + right, "dim")
         if base is not None:
-            text.append(" " * (val_w + 1) + axis + "·" * pad + right, "dim")
+            text.append(" " * (cell_w + 1) + axis + "·" * pad + right, "dim")
+        legend = wrap(legend_parts(vanish, seen), width)
+        room = self.size.height  # a short panel (80x24) keeps its rows for the bars: the legend goes on the border
+        below = room <= 0 or len(text.plain.split("\n")) + len(legend) <= room
+        if below != self.legend_below:
+            self.legend_below = below
+            self.call_later(self._retitle)
+        for line in legend if below else []:
+            text.append("\n")
+            text.append_text(line)
         return text
 
 
-def _bar(v: float | None, top: float, width: int, char: str, style: str) -> Text:
+VALUE_W = 7  # '6.3e-15'
+
+
+def gradient_cell(
+    value: float | None, kind: str, top: float, width: int, char: str, style: str, value_style: str = ""
+) -> Text:
+    """A bar of log10 ||grad W|| from the axis floor (1e-12) to `top`, then the value and the glyphs of its
+    level. An exact zero, a value under the floor, NaN/inf and a missing value each look different: none of
+    them is an empty bar."""
+    glyphs = LEVELS[kind][1]
+    if isinstance(value, float) and math.isnan(value):
+        bar, shown = Text("✖ nan", palette.style(palette.ALARM, "bold")), "nan"
+    elif isinstance(value, float) and math.isinf(value):
+        bar, shown = Text("✖ inf", palette.style(palette.ALARM, "bold")), "inf" if value > 0 else "-inf"
+    elif finite(value) is None:
+        bar, shown = Text(MISSING, "dim"), MISSING
+    elif value <= 0:  # exactly zero: not the 1e0 a '0' on a log axis would say
+        bar, shown = Text("○", style), "=0"
+        bar.append(" exactly 0", "dim")
+    elif math.log10(value) < LOG_FLOOR:  # under the axis: a mark at its left end, and the true value after
+        bar, shown = Text("◂", style), short(value, 1)
+        bar.append(f"<1e{int(LOG_FLOOR)}", "dim")
+    else:
+        cells = (min(math.log10(value), top) - LOG_FLOOR) / (top - LOG_FLOOR) * width
+        full = int(cells)
+        part = "▏" if (cells - full > 0.5 or full == 0) and full < width and char == "█" else ""
+        if full == 0 and not part:
+            part = char
+        bar, shown = Text(char * full + part, style), short(value, 1)
+    bar.truncate(width, pad=True)
+    cell = Text()
+    cell.append_text(bar)
+    cell.append(f" {shown:>{VALUE_W}}", value_style)  # the number itself stays neutral: the bar has the colour
+    cell.append(glyphs, style)
+    return cell
+
+
+def _special(value: float | None) -> str:
+    """Which of the distinct looks a value takes, for the legend: zero, under the floor."""
+    v = finite(value)
     if v is None:
-        return Text("nan".ljust(width), "bold red")
-    cells = (min(v, top) - LOG_FLOOR) / (top - LOG_FLOOR) * width
-    full = int(cells)
-    part = "▏" if cells - full > 0.5 and full < width and char == "█" else ""
-    bar = Text(char * full + part, style)
-    bar.append(" " * (width - full - len(part)))
-    return bar
+        return ""
+    return "zero" if v <= 0 else "under" if math.log10(v) < LOG_FLOOR else ""
+
+
+def legend_parts(vanish: float, seen: set[str] = frozenset()) -> list[Text]:  # type: ignore[assignment]
+    """What the bars' colours and glyphs mean, built from the findings' thresholds."""
+    plain = palette.no_color()
+    level_x = f"{_times(LEVEL)}×"
+    parts = [Text("vs out:", "dim")]
+    for color, glyph, words in (
+        (palette.HEALTHY, "no arrow " if plain else "", f"within {level_x}"),
+        (palette.CAUTION, "↓↑ ", f"beyond {level_x}"),
+        (palette.ALARM, "↓↓ ", f"<1/{_times(1 / vanish)} vanishing"),
+        (palette.ALARM, "↑↑ ", f">{_times(EXPLODE)}× exploding"),
+    ):
+        part = Text("" if plain else "█ ", palette.style(color))
+        part.append(glyph + words)
+        parts.append(part)
+    if "zero" in seen:
+        parts.append(Text("○ =0 exactly zero"))
+    if "under" in seen:
+        parts.append(Text(f"◂ under 1e{int(LOG_FLOOR)}"))
+    if "nonfinite" in seen:
+        parts.append(Text("✖ NaN/inf", palette.style(palette.ALARM)))
+    return parts
+
+
+def short_legend(vanish: float) -> str:
+    """The legend in one short line of markup, for the border: 'vs out: █ ≤10× █ ↓↑ █ ↓↓ <1/1000 ↑↑ >1000×'."""
+    if palette.no_color():
+        return f"vs out: no arrow ≤{_times(LEVEL)}× · ↓↑ · ↓↓ <1/{_times(1 / vanish)} ↑↑ >{_times(EXPLODE)}×"
+    swatch = lambda color: f"[{palette.style(color)}]█[/]"
+    return (f"vs out: {swatch(palette.HEALTHY)} ≤{_times(LEVEL)}× {swatch(palette.CAUTION)} ↓↑ "
+            f"{swatch(palette.ALARM)} ↓↓ <1/{_times(1 / vanish)} ↑↑ >{_times(EXPLODE)}×")  # fmt: skip
+
+
+def _times(x: float) -> str:
+    """10, 1000, 1e6."""
+    return f"{round(x)}" if x < 1e4 and abs(x - round(x)) < 1e-9 else short(x)
 
 
 def _fit(text: str, width: int) -> str:
     return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
-
-
-def _fmt_log(v: float | None) -> str:
-    if v is None:
-        return "nan"
-    if v <= LOG_FLOOR:
-        return "0"
-    return f"{v:+.1f}"
 
 
 class LayersPanel(TextPanel):
@@ -145,22 +286,31 @@ class LayersPanel(TextPanel):
             text.append(self.EMPTY, "dim")
             return text
         name_w = max(len(layer.name) for layer in layers) + 1
-        text.append(f"{'':<{name_w}}{'act std':>8} {'dead':<11}{'saturated':<11}{'upd/W':>8}\n", "bold")
+        text.append(f"{'':<{name_w}}{'act std':>8} {'dead':<12}{'saturated':<12}{'upd/W':>8}\n", "bold")
         for layer in layers:
             text.append(f"{layer.name:<{name_w}}")
             text.append(f"{sci(layer.act_std, MISSING):>8} ")
-            text.append_text(_frac_bar(layer.dead_frac, "red"))
-            text.append_text(_frac_bar(layer.sat_frac, "yellow"))
+            text.append_text(frac_bar(layer.dead_frac, DEAD_FRAC))
+            text.append_text(frac_bar(layer.sat_frac, SAT_FRAC))
             text.append(f"{sci(layer.update_ratio, MISSING):>8}\n")
         return text
 
 
-def _frac_bar(x: float | None, style: str) -> Text:
+def frac_bar(x: float | None, warn_at: float) -> Text:
+    """A share of units (dead, saturated) as five cells and a percentage: none at all is dim, some is plain,
+    from the findings' threshold (`warn_at`: half a layer) on it is a caution, yellow and marked ▲."""
     x = finite(x)
     if x is None:
-        return Text(MISSING.ljust(11))
-    cells = int(round(min(max(x, 0.0), 1.0) * 5))
+        return Text(MISSING.ljust(12))
+    x = min(max(x, 0.0), 1.0)
+    cells = int(round(x * 5))
+    pct = f"{x * 100:.0f}%" if x == 0 or x * 100 >= 0.5 else "<1%"
+    if x == 0:
+        return Text(f"·····{pct:>5}  ", "dim")
+    warn = x >= warn_at
+    style = palette.style(palette.CAUTION) if warn else ""
     bar = Text("█" * cells, style)
     bar.append("·" * (5 - cells), "dim")
-    bar.append(f"{x * 100:4.0f}% ")
+    bar.append(f"{pct:>5}", style)
+    bar.append("▲ " if warn else "  ", style)
     return bar

@@ -43,7 +43,7 @@ class Panel:
 
     def key(self, frame: Frame) -> Hashable:
         """What this panel draws from the frame (compared with ==; Views and Baselines by identity)."""
-        return frame.view
+        return frame.view, frame.scrubbed
 
     def subtitle(self, frame: Frame) -> str:
         return self.BORDER_SUBTITLE
@@ -96,3 +96,19 @@ class Plot(PlotextPlot):
                 plt.yticks([])
             self._drawn = (self._figure, size)
         return super().render()
+
+
+def wrap(parts: list[Text], width: int, gap: str = "  ") -> list[Text]:
+    """Parts on lines no wider than `width`, broken between parts (a part wider than a line gets its own)."""
+    lines: list[Text] = []
+    line = Text()
+    for part in parts:
+        if line.cell_len and line.cell_len + len(gap) + part.cell_len > width:
+            lines.append(line)
+            line = Text()
+        if line.cell_len:
+            line.append(gap)
+        line.append_text(part)
+    if line.cell_len:
+        lines.append(line)
+    return lines

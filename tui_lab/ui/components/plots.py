@@ -7,15 +7,19 @@ first (plotext is slow on long series: README, Performance).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
-from tui_lab.core.fmt import log10_floored
+from tui_lab.core.fmt import LOG_FLOOR, finite
+from tui_lab.ui import palette
 from tui_lab.ui.bridge import Series
-from tui_lab.ui.components.panel import Panel, Plot
+from tui_lab.ui.components.axes import Axis, label, linear_axis, log_axis, nice_ticks, sci, step_axis
+from tui_lab.ui.components.panel import Panel, Plot, TextBody, wrap
 from tui_lab.ui.frame import Frame
 
 
@@ -36,86 +40,289 @@ def pairs(series: Series, limit: int, transform: Callable[[float], float | None]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def layer_colors(n: int) -> list[tuple[int, int, int]]:
-    """Input side blue -> output side red."""
-    out = []
-    for i in range(n):
-        t = i / (n - 1) if n > 1 else 1.0
-        out.append((int(60 + 195 * t), int(140 - 60 * abs(t - 0.5) * 2 + 40), int(255 - 205 * t)))
-    return out
-
-
 def pick_layers(n: int, most: int = 10) -> list[int]:
     if n <= most:
         return list(range(n))
     return sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
 
 
+def layer_colors(n: int) -> list[tuple[int, int, int]]:
+    """Input side cyan -> output side violet: a layer's place, never a judgement (no red, yellow, green)."""
+    return palette.layer_colors(n)
+
+
+def swatch(glyph: str, color: palette.PlotColor, words: str) -> Text:
+    """A caption entry: the curve's glyph in its colour, then what it is."""
+    part = Text(glyph, palette.rich(color))
+    part.append(" " + words)
+    return part
+
+
+def reference(glyph: str, words: str) -> Text:
+    return Text(f"{glyph} {words}", palette.style(palette.REFERENCE) or "dim")
+
+
+def value_label(x: float) -> str:
+    """A reference value in a caption: 1.10, 0.17, 3e-5."""
+    return f"{x:.2f}" if 0.01 <= abs(x) < 100 else sci(x)
+
+
+def mark_parts(marks: list[tuple[int, str]], lo: float, hi: float, most: int = 2) -> list[Text]:
+    """The latest mid-run changes on the plot's steps, named: '│ 500: lr 0.1→0.01'."""
+    shown = [(step, what) for step, what in marks if lo <= step <= hi]
+    parts = [reference("│", f"{step}: {what}") for step, what in shown[-most:]]
+    if len(shown) > most:
+        parts.insert(0, reference("│", f"+{len(shown) - most} earlier"))
+    return parts
+
+
+def visible_marks(frame: Frame) -> list[tuple[int, str]]:
+    h = frame.view.history if frame.view is not None else None
+    return list(getattr(h, "marks", []) or []) if h is not None else []
+
+
+def marked(frame: Frame) -> list[int]:
+    """The steps of the run's marks: the x axis reaches the last (a divergence is marked after the last
+    finite snapshot)."""
+    return [step for step, _what in visible_marks(frame)]
+
+
+def canvas_rows(height: int, xlabel: bool) -> int:
+    """Rows inside the frame of a plot this tall: less the frame's bottom line, the ticks' row, the x label
+    (the frame has no top line: a row more for the curves)."""
+    return max(1, height - 2 - int(xlabel))
+
+
+def y_ticks_for(rows: int) -> int:
+    """A tick a row on a short plot, then at most one every other row; at least two."""
+    return max(2, rows if rows <= 5 else min(7, rows // 2 + 1))
+
+
+def x_ticks_for(columns: int) -> int:
+    """Room for a label of up to five characters and a gap."""
+    return max(2, min(9, columns // 8))
+
+
 class PlotPanel(Panel, Vertical):
-    """A panel holding one plot; subclasses say what to plot in `figure`."""
+    """A panel holding a caption (what each curve is, the reference lines, the scale: outside the plot, so
+    it never covers data) over one plot; subclasses say what to plot in `figure`, what to name in `caption`."""
 
     def compose(self) -> ComposeResult:
+        self._caption: list[Text] = []
+        self.caption = TextBody(self.caption_text, classes="caption")
+        self.caption.styles.padding = (0, 1)
+        self.caption.display = False
+        yield self.caption
         self.plot = Plot()
         yield self.plot
 
     def draw(self, frame: Frame) -> None:
+        self._caption = self.caption_parts(frame)
+        self.caption.display = bool(self._caption)
+        self.caption.redraw(tuple(part.plain for part in self._caption))
         self.plot.draw(lambda plt, width: self.figure(plt, width, frame))
+
+    def caption_text(self, width: int) -> Text:
+        return Text("\n").join(wrap(self._caption, width))
+
+    def caption_parts(self, frame: Frame) -> list[Text]:
+        return []
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         """Plot the frame; False when there is nothing to plot (the title then says why)."""
         raise NotImplementedError
 
+    def frame_axes(self, plt: Any, xa: Axis, ya: Axis, xlabel: str) -> None:
+        """Fixed limits and ticks: the same scales for every curve drawn (the baseline's too)."""
+        plt.xaxes(True, False)  # no top line: on a short plot every row counts
+        plt.xlim(xa.lo, xa.hi)
+        plt.xticks(xa.ticks, xa.labels)
+        plt.ylim(ya.lo, ya.hi)
+        plt.yticks(ya.ticks, ya.labels)
+        if xlabel and self.plot.size.height >= TALL:
+            plt.xlabel(xlabel)
 
-def legend(frame: Frame) -> str:
-    """Which curve is the baseline's, when one is pinned."""
-    return f"grey: baseline {frame.labels[0]} · colour: {frame.labels[1]}" if frame.labels else ""
+    def rows(self) -> int:
+        return canvas_rows(self.plot.size.height, self.plot.size.height >= TALL)
+
+
+TALL = 14  # a plot at least this tall names its x axis below the ticks
+
+
+def loss_scale(frame: Frame) -> tuple[str, str]:
+    """The loss axis to draw ('log' or 'linear') and why: 'auto' picks log when the losses (the baseline's
+    too) span DECADES decades or more, as an exploding run does."""
+    if frame.loss_scale in ("log", "linear"):
+        return frame.loss_scale, frame.loss_scale
+    values = [v for v in _loss_values(frame) if v > 0]
+    if values and math.log10(max(values) / min(values)) >= DECADES:
+        return "log", "auto"
+    return "linear", "auto"
+
+
+DECADES = 3
+
+
+def _loss_values(frame: Frame) -> list[float]:
+    out: list[float] = []
+    for h in (frame.view.history if frame.view is not None else None,
+              frame.baseline.history if frame.baseline is not None else None):  # fmt: skip
+        if h is not None:
+            for series in (h.loss, h.val_loss):
+                out += [v for v in series.values if v is not None and math.isfinite(v)]
+    return out
+
+
+def _steps(*series: Series | None) -> list[int]:
+    return [s for sr in series if sr is not None for s, v in zip(sr.steps, sr.values) if v is not None]
 
 
 class LossPanel(PlotPanel):
+    """The loss (left axis, linear from 0 or log: g) and the accuracy (right axis, 0..1), the baseline's loss
+    in grey on the same axes, the loss of guessing as a dim line, and mid-run changes as dim verticals."""
+
     BORDER_TITLE = "Loss / accuracy"
 
     def key(self, frame: Frame) -> Hashable:
-        return frame.view, frame.baseline, frame.labels
+        return frame.view, frame.scrubbed, frame.baseline, frame.labels, frame.loss_scale
+
+    def caption_parts(self, frame: Frame) -> list[Text]:
+        h = frame.view.history if frame.view is not None else None
+        if h is None or not len(h):
+            return []
+        parts = []
+        base = frame.baseline.history if frame.baseline is not None else None
+        if base is not None and len(base.loss):
+            name = frame.labels[0] if frame.labels else "baseline"
+            parts.append(swatch("··", palette.BASELINE_CURVE, f"baseline {name}" if name != "baseline" else name))
+        parts.append(swatch("━━", palette.LOSS, "loss" if not frame.labels else f"loss {frame.labels[1]}"))
+        if any(v is not None for v in h.acc.values):
+            parts.append(swatch("▞▞" if palette.no_color() else "━━", palette.ACC, "acc (right)"))
+        if any(v is not None for v in h.val_loss.values + h.val_acc.values):
+            parts.append(Text("• validation"))
+        chance = finite(frame.view.meta.chance_loss)
+        if chance is not None:
+            parts.append(reference("──", f"guessing: {value_label(chance)}"))
+        steps = _steps(h.loss, base.loss if base is not None else None)
+        if steps:
+            parts += mark_parts(visible_marks(frame), min(steps), max([*steps, *marked(frame)]))
+            if frame.scrubbed is not None:
+                parts.append(Text(f"┃ cursor: step {frame.scrubbed.step}", "bold"))
+        return parts
 
     def subtitle(self, frame: Frame) -> str:
-        return legend(frame)
+        """The loss axis's scale, on the border (it costs no row): 'loss: log (auto) · g'."""
+        if frame.view is None or not len(frame.view.history):
+            return ""
+        scale, why = loss_scale(frame)
+        words = "log" if scale == "log" else "linear from 0"
+        return f"loss axis: {words}" + (" (auto)" if why == "auto" else "") + " · g changes"
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         h = frame.view.history if frame.view is not None else None
         if h is None or not len(h):
             plt.title("loss / accuracy: waiting for a run")
             return False
-        base = frame.baseline.history if frame.baseline is not None else None
-        if base is not None and len(base):
-            x, y = pairs(base.loss, width)
+        base = frame.baseline.history if frame.baseline is not None and len(frame.baseline.history) else None
+        steps = _steps(h.loss, h.val_loss, h.acc, base.loss if base is not None else None)
+        values = _loss_values(frame)
+        if not steps:
+            plt.title("loss: not finite")
+            return False
+        chance = finite(frame.view.meta.chance_loss)
+        scale, _why = loss_scale(frame)
+        log = scale == "log"
+        rows, cols = self.rows(), self.plot.size.width
+        xa = step_axis(min(steps), max([*steps, *marked(frame)]), x_ticks_for(cols))
+        known = values + ([chance] if chance is not None else [])
+        if log:
+            positive = [v for v in known if v > 0] or [1.0]
+            ya = log_axis(math.log10(min(positive)), math.log10(max(positive)), y_ticks_for(rows))
+        else:
+            ya = linear_axis(min([0.0, *known]), max([0.0, *known]) or 1.0, y_ticks_for(rows))
+
+        def y(series: Series) -> tuple[list, list]:
+            xs, ys = pairs(series, width)
+            if not log:
+                return xs, ys
+            kept = [(a, math.log10(b) if b > 0 else ya.lo) for a, b in zip(xs, ys)]
+            return [a for a, _ in kept], [b for _, b in kept]
+
+        self.frame_axes(plt, xa, ya, "step")
+        if chance is not None and ya.lo <= (math.log10(chance) if log and chance > 0 else chance) <= ya.hi:
+            plt.hline(math.log10(chance) if log else chance, color=palette.curve(palette.REFERENCE_LINE))
+        for step, _what in visible_marks(frame):
+            if xa.lo <= step <= xa.hi:
+                plt.vline(step, color=palette.curve(palette.REFERENCE_LINE))
+        if frame.scrubbed is not None and xa.lo <= frame.scrubbed.step <= xa.hi:  # where ←/→ is
+            plt.vline(frame.scrubbed.step, color=palette.curve(palette.CURSOR))
+        if base is not None:
+            x, v = y(base.loss)
             if x:
-                label = f"base {frame.labels[0] if frame.labels else ''}".strip()
-                plt.plot(x, y, color="gray", marker="braille", label=label)
-        x, y = pairs(h.loss, width)
+                plt.plot(x, v, color=palette.curve(palette.BASELINE_CURVE), marker="·")
+        x, v = pairs(h.acc, width)
         if x:
-            plt.plot(x, y, color="cyan", marker="braille", label="loss")
-        x, y = pairs(h.val_loss, width)
-        if x:
-            plt.scatter(x, y, color="blue", marker="dot", label="val loss")
-        x, y = pairs(h.acc, width)
-        if x:
-            plt.plot(x, y, color="green", marker="braille", yside="right", label="acc")
-            xv, yv = pairs(h.val_acc, width)
+            # Under NO_COLOR the accuracy is told from the loss by its blocks.
+            plt.plot(
+                x, v, color=palette.curve(palette.ACC), marker="hd" if palette.no_color() else "braille", yside="right"
+            )
+            xv, vv = pairs(h.val_acc, width)
             if xv:
-                plt.scatter(xv, yv, color="green+", marker="dot", yside="right", label="val acc")
-        plt.xlabel("step")
+                plt.scatter(xv, vv, color=palette.curve(palette.ACC), marker="•", yside="right")
+            plt.ylim(0, 1, yside="right")
+            right = [0.0, 0.5, 1.0] if rows >= 4 else [0.0, 1.0]
+            plt.yticks(right, [label(t, 0.5) if t not in (0, 1) else str(int(t)) for t in right], yside="right")
+        x, v = y(h.val_loss)
+        if x:
+            plt.scatter(x, v, color=palette.curve(palette.LOSS), marker="•")
+        x, v = y(h.loss)
+        if x:
+            plt.plot(x, v, color=palette.curve(palette.LOSS), marker="braille")
         return True
 
 
 class GradTimePanel(PlotPanel):
-    """log10 ||grad W|| per layer over time, coloured input (blue) to output (red)."""
+    """log10 ||grad W|| per layer over the steps, input side cyan to output side violet; the baseline's first
+    and last layer in grey on the same axes; mid-run changes as dim verticals."""
 
     BORDER_TITLE = "‖∇W‖ per layer over time (log10)"
 
     key = LossPanel.key
 
-    def subtitle(self, frame: Frame) -> str:
-        return " · ".join(part for part in ("blue = input side … red = output", legend(frame)) if part)
+    def caption_parts(self, frame: Frame) -> list[Text]:
+        h = frame.view.history if frame.view is not None else None
+        names = frame.layer_names
+        if h is None or not len(h) or not names:
+            return []
+        parts = []
+        base = frame.baseline
+        if base is not None and len(base.history) and base.history.grads:
+            name = frame.labels[0] if frame.labels else "baseline"
+            parts.append(swatch("··", palette.BASELINE_CURVE, f"{name}: {base.names[0]}, {base.names[-1]}"
+                                if base.names else name))  # fmt: skip
+        chosen = self.chosen(len(names))
+        if palette.no_color():
+            parts.append(Text(f"━━ {names[0]} (input side)  •• {names[-1]} (output)"))
+        else:
+            colors = layer_colors(len(names))
+            ramp = Text(f"{names[chosen[0]]} ")
+            for j in chosen:
+                ramp.append("━", palette.rich(colors[j]))
+            ramp.append(f" {names[chosen[-1]]}")
+            parts.append(ramp)
+        steps = _steps(*h.grads)
+        if steps:
+            parts += mark_parts(visible_marks(frame), min(steps), max([*steps, *marked(frame)]))
+            if frame.scrubbed is not None:
+                parts.append(Text(f"┃ cursor: step {frame.scrubbed.step}", "bold"))
+        if any(v is not None and v <= 0 for series in h.grads for v in series.values):
+            parts.append(Text("exact 0: on the floor", "dim"))
+        return parts
+
+    @staticmethod
+    def chosen(n: int) -> list[int]:
+        """The layers drawn: up to 10 spread over the depth; under NO_COLOR the first and last (by glyph)."""
+        return [0, n - 1] if palette.no_color() and n > 1 else pick_layers(n)
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         h = frame.view.history if frame.view is not None else None
@@ -123,22 +330,38 @@ class GradTimePanel(PlotPanel):
         if h is None or not len(h) or not names:
             plt.title("waiting for gradients")
             return False
-        base = frame.baseline.history if frame.baseline is not None else None
-        if base is not None and len(base) and base.grads:
-            for j in sorted({0, len(base.grads) - 1}):
-                x, y = pairs(base.grads[j], width, log10_floored)
+        base = frame.baseline.history if frame.baseline is not None and len(frame.baseline.history) else None
+        chosen = [j for j in self.chosen(len(names)) if j < len(h.grads)]
+        base_rows = sorted({0, len(base.grads) - 1}) if base is not None and base.grads else []
+        drawn = [h.grads[j] for j in chosen] + [base.grads[j] for j in base_rows] if base is not None else []
+        drawn = drawn or [h.grads[j] for j in chosen]
+        logs = [math.log10(v) for s in drawn for v in s.values if v is not None and v > 0]
+        steps = _steps(*drawn)
+        if not logs or not steps:
+            plt.title("‖∇W‖: exactly 0 everywhere" if steps else "waiting for gradients")
+            return False
+        rows = self.rows()
+        xa = step_axis(min(steps), max([*steps, *marked(frame)]), x_ticks_for(self.plot.size.width))
+        lo = min(min(logs), LOG_FLOOR) if any(v == 0 for s in drawn for v in s.values) else min(logs)
+        ya = log_axis(lo, max(logs), y_ticks_for(rows), decades=True)
+        self.frame_axes(plt, xa, ya, "step")
+        for step, _what in visible_marks(frame):
+            if xa.lo <= step <= xa.hi:
+                plt.vline(step, color=palette.curve(palette.REFERENCE_LINE))
+        if frame.scrubbed is not None and xa.lo <= frame.scrubbed.step <= xa.hi:  # where ←/→ is
+            plt.vline(frame.scrubbed.step, color=palette.curve(palette.CURSOR))
+        floor = lambda v: math.log10(v) if v > 0 else ya.lo  # an exact zero sits on the floor
+        if base is not None:
+            for j in base_rows:
+                x, v = pairs(base.grads[j], width, floor)
                 if x:
-                    plt.plot(x, y, color="gray", marker="dot", label=f"base {'L1' if j == 0 else 'last'}")
+                    plt.plot(x, v, color=palette.curve(palette.BASELINE_CURVE), marker="·")
         colors = layer_colors(len(names))
-        chosen = pick_layers(len(names))
         for j in chosen:
-            if j >= len(h.grads):
-                continue
-            x, y = pairs(h.grads[j], width, log10_floored)
+            x, v = pairs(h.grads[j], width, floor)
             if x:
-                label = names[j] if j in (chosen[0], chosen[-1]) else None
-                plt.plot(x, y, color=colors[j], marker="braille", label=label)
-        plt.xlabel("step")
+                last = palette.no_color() and j == chosen[-1] and j != chosen[0]
+                plt.plot(x, v, color=palette.curve(colors[j]), marker="•" if last else "braille")
         return True
 
 
@@ -146,7 +369,7 @@ class HistogramPanel(PlotPanel):
     BORDER_TITLE = "∇W histogram"
 
     def key(self, frame: Frame) -> Hashable:
-        return frame.view, frame.hist_layer, frame.histograms
+        return frame.view, frame.scrubbed is not None, frame.hist_layer, frame.histograms
 
     def subtitle(self, frame: Frame) -> str:
         names = frame.layer_names
@@ -155,6 +378,9 @@ class HistogramPanel(PlotPanel):
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         hist = frame.view.histogram if frame.view is not None and frame.histograms else None
+        if frame.scrubbed is not None:  # histograms are not kept: only the latest one exists
+            plt.title("histogram: of the latest snapshot only (End)")
+            return False
         if hist is None:
             plt.title(
                 "histogram: comes with the next snapshot"
@@ -164,18 +390,31 @@ class HistogramPanel(PlotPanel):
             return False
         edges, counts = hist.edges, hist.counts
         centers = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
-        plt.bar(centers, counts, color="cyan", width=0.9)
-        plt.xticks([edges[0], 0.0, edges[-1]], [f"{edges[0]:.1e}", "0", f"{edges[-1]:.1e}"])
+        plt.bar(centers, counts, color=palette.curve(palette.HIST), width=0.9)
+        plt.xticks([edges[0], 0.0, edges[-1]], [sci(edges[0], 1), "0", sci(edges[-1], 1)])
+        ticks = nice_ticks(0, max(max(counts, default=0), 1), y_ticks_for(self.rows()), integer=True)
+        plt.ylim(0, ticks[-1])
+        plt.yticks(ticks, [str(round(t)) for t in ticks])
         return True
 
 
 class TimeGradPanel(PlotPanel):
-    """Recurrent models: log10 ||d loss / d x_t|| per time step t."""
+    """Recurrent models: log10 ||d loss / d x_t|| per time step t, the baseline's in grey on the same axes."""
 
     BORDER_TITLE = "‖dloss/dx_t‖ per time step (log10)"
 
     def key(self, frame: Frame) -> Hashable:
-        return frame.view, frame.baseline, frame.cfg.recurrent
+        return frame.view, frame.scrubbed, frame.baseline, frame.cfg.recurrent
+
+    def caption_parts(self, frame: Frame) -> list[Text]:
+        tgn = frame.snapshot.time_grad_norm if frame.snapshot is not None else None
+        if not tgn:
+            return []
+        parts = [swatch("━━", palette.TIME, "‖dL/dx_t‖ by time step t, input first")]
+        if frame.baseline is not None and frame.baseline.time_grads:
+            name = frame.labels[0] if frame.labels else "baseline"
+            parts.insert(0, swatch("··", palette.BASELINE_CURVE, name))
+        return parts
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         tgn = frame.snapshot.time_grad_norm if frame.snapshot is not None else None
@@ -183,12 +422,20 @@ class TimeGradPanel(PlotPanel):
             plt.title("||dloss/dx_t||: waiting for a run" if frame.cfg.recurrent else "recurrent models only")
             return False
         base = frame.baseline.time_grads if frame.baseline is not None else None
+        curves = [list(tgn)] + ([list(base)] if base else [])
+        logs = [math.log10(v) for c in curves for v in c if v is not None and math.isfinite(v) and v > 0]
+        if not logs:
+            plt.title("||dloss/dx_t||: exactly 0 at every step")
+            return False
+        xa = step_axis(1, max(len(c) for c in curves), x_ticks_for(self.plot.size.width))
+        ya = log_axis(min(logs), max(logs), y_ticks_for(self.rows()), decades=True)
+        self.frame_axes(plt, xa, ya, "time step t")
+        floor = lambda v: math.log10(v) if v > 0 else ya.lo
         if base:
-            x, y = pairs(Series(steps=list(range(1, len(base) + 1)), values=base), width, log10_floored)
+            x, v = pairs(Series(steps=list(range(1, len(base) + 1)), values=base), width, floor)
             if x:
-                plt.plot(x, y, color="gray", marker="dot", label="baseline")
-        x, y = pairs(Series(steps=list(range(1, len(tgn) + 1)), values=list(tgn)), width, log10_floored)
+                plt.plot(x, v, color=palette.curve(palette.BASELINE_CURVE), marker="·")
+        x, v = pairs(Series(steps=list(range(1, len(tgn) + 1)), values=list(tgn)), width, floor)
         if x:
-            plt.plot(x, y, color="magenta", marker="braille", label="log10 ||dL/dx_t||")
-        plt.xlabel("time step t")
+            plt.plot(x, v, color=palette.curve(palette.TIME), marker="braille")
         return True

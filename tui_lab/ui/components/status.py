@@ -9,21 +9,22 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui_lab.core import fmt
-from tui_lab.ui.commands import HINT
+from tui_lab.ui import palette
+from tui_lab.ui.commands import HINT, SCRUB_HINT
 from tui_lab.ui.components.panel import Panel
 from tui_lab.ui.frame import Frame
 
 STATE_STYLE = {
     "idle": "dim",
-    "loading": "yellow",
-    "running": "bold green",
-    "paused": "bold yellow",
-    "completed": "bold cyan",
-    "diverged": "bold red",
-    "stopped": "bold magenta",
-    "failed": "bold red",
-    "following": "bold green",
-    "replay": "bold cyan",
+    "loading": "dim",
+    "running": palette.style(palette.HEALTHY, "bold"),
+    "paused": "bold",  # not a caution: yellow means one (ui/palette.py)
+    "completed": palette.style(palette.ACCENT, "bold"),
+    "diverged": palette.style(palette.ALARM, "bold"),
+    "stopped": "bold",
+    "failed": palette.style(palette.ALARM, "bold"),
+    "following": palette.style(palette.HEALTHY, "bold"),
+    "replay": palette.style(palette.ACCENT, "bold"),
 }
 
 
@@ -39,7 +40,10 @@ class StatusBar(Panel, Static):
     DEFAULT_CLASSES = ""
 
     def key(self, frame: Frame) -> Hashable:
-        return frame.view, frame.state, frame.message, frame.run_dir, frame.position, frame.preset, self.size
+        return (
+            frame.view, frame.state, frame.message, frame.run_dir, frame.position, frame.preset, frame.name,
+            frame.loaded, frame.pace, self.size,
+        )  # fmt: skip
 
     def draw(self, frame: Frame) -> None:
         width = max(self.size.width, 40)
@@ -57,13 +61,16 @@ class StatusBar(Panel, Static):
         frac = step / total if total else 0.0
         line1 = Text(no_wrap=True, overflow="ellipsis")
         line1.append(" tui-lab ", "bold reverse")
-        line1.append(f" {frame.preset} ", "bold")
+        line1.append(f" {frame.name or frame.preset} ", "bold")
         line1.append("· ")
         line1.append(frame.state, STATE_STYLE.get(frame.state, ""))
         if frame.position:
             line1.append(f" {frame.position}", "bold")
+        if not frame.read_only:
+            line1.append(" · pace ")
+            line1.append(frame.pace, "bold" if frame.pace != "max" else "")
         line1.append(f" · {device} · step {step}/{total} ")
-        line1.append(progress_bar(frac, max(6, min(30, width - line1.cell_len - 6))), "cyan")
+        line1.append(progress_bar(frac, max(6, min(30, width - line1.cell_len - 6))), palette.style(palette.ACCENT))
         line1.append(f" {frac * 100:3.0f}%")
         line2 = Text(no_wrap=True, overflow="ellipsis")
         if snap is not None:
@@ -71,10 +78,15 @@ class StatusBar(Panel, Static):
             line2.append("  " + "  ".join(fmt.speed(snap)), "dim")
         else:
             line2.append(" " + HINT, "dim")
+        if frame.loaded:
+            line2.append(f"  loaded: {frame.loaded} (n runs it)", "bold")
+        hint = snap is not None and not frame.position and frame.state not in ("running", "loading")
         if frame.message:
-            line2.append("  " + frame.message, "bold red")
+            line2.append("  " + frame.message, palette.style(palette.ALARM, "bold"))
         if frame.run_dir:
             room = width - line2.cell_len - 4
             shown = frame.run_dir if len(frame.run_dir) <= room else "…" + frame.run_dir[-max(room - 1, 12) :]
             line2.append(f"  → {shown}", "dim italic")
+        if hint and line2.cell_len + len(SCRUB_HINT) + 2 <= width:  # the run directory first; then, with room
+            line2.append(f"  {SCRUB_HINT}", "dim")
         self.update(Text("\n").join([line1, line2]))
