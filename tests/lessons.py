@@ -42,6 +42,8 @@ class Run:
     status: str
     steps: int
     snaps: list
+    meta: object = None  # the RunMeta the trainer announced: what a replay of this run on screen needs
+    result: object = None
 
     @property
     def first(self):
@@ -78,9 +80,10 @@ def run(name: str, *overrides: str) -> Run:
 
     cfg = with_overrides(preset(name), ["train.device=cpu", *overrides])
     snaps: list = []
-    result = Trainer(cfg, sinks=[snaps.append]).run()
+    trainer = Trainer(cfg, sinks=[snaps.append])
+    result = trainer.run()
     assert result.status in ("completed", "diverged"), f"{name}: {result.status}: {result.message}"
-    return Run(result.status, result.steps, snaps)
+    return Run(result.status, result.steps, snaps, trainer.meta, result)
 
 
 def depth_ratio(snap) -> float:

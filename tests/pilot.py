@@ -44,3 +44,18 @@ def shown_text(app: LabApp, selector: str) -> str:
 
 def status_text(app: LabApp) -> str:
     return str(app.query_one("#status").content)
+
+
+def screen_lines(app: LabApp) -> list[str]:
+    """The whole screen as plain text rows, exactly as the terminal would show it."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def on_screen(app: LabApp, selector: str) -> str:
+    """What a panel shows on screen, border and title included, as plain text; '' when it is not shown."""
+    widget = app.query_one(selector)
+    region = widget.region
+    if not widget.display or not region.area:
+        return ""
+    rows = screen_lines(app)[region.y : region.bottom]
+    return "\n".join(row[region.x : region.right] for row in rows)

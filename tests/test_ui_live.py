@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from tui_lab.core.config import with_overrides
+from tui_lab.core.diagnosis import breakdown
 from tui_lab.core.runlog import read_metrics, read_summary
 from tui_lab.ui.app import LabApp
 from tui_lab.ui.components.gradflow import GradFlowPanel
@@ -191,6 +192,10 @@ class TestDivergenceOnScreen:
             assert "nan" not in text and "inf" not in text  # the bars are the last finite snapshot's
             last = app.lab.run.bridge.read().latest_finite
             assert panel.frame.snapshot is last and f"bars: step {last.step}" in text
+            rows = {line[1:].split(" ")[0]: line[0] for line in text.splitlines() if line[:1] in (" ", "✖")}
             for layer in last.layers:
-                assert any(line.startswith(layer.name + " ") for line in text.splitlines())
+                assert layer.name in rows  # every layer keeps its bar
+            # the layer the autopsy blames is marked in the bar chart's margin
+            blamed = breakdown(broken.layers)
+            assert [name for name, mark in rows.items() if mark == "✖"] == [blamed.layer]
             assert "the last before it broke" in panel.border_subtitle

@@ -11,7 +11,7 @@ import math
 
 from tui_lab.core.config import LabConfig, with_overrides
 from tui_lab.core.diagnosis import diagnose
-from tui_lab.core.run import Histogram, RunMeta, Snapshot
+from tui_lab.core.run import Change, Histogram, Learned, RunMeta, RunResult, Snapshot
 from tui_lab.ui.app import LabApp
 from tui_lab.ui.runs import LiveRun
 
@@ -64,7 +64,35 @@ def fixture_snapshots(cfg, steps: int = 21) -> list[Snapshot]:
     return snaps
 
 
-def paused_app(view_keys: str = "", baseline: bool = False):
+def regions(step: int) -> Learned:
+    """A synthetic decision map: three wedges around the centre, and a ring of points, one per class."""
+    size = 24
+    grid, conf = [], []
+    for r in range(size):
+        y = 1 - 2 * r / (size - 1)
+        row = [int(((math.atan2(y, -1 + 2 * c / (size - 1)) + math.pi) / (2 * math.pi)) * 3) % 3 for c in range(size)]
+        grid.append("".join(map(str, row)))
+        conf.append("".join(str(min(9, int(4 * math.hypot(y, -1 + 2 * c / (size - 1))) + 1)) for c in range(size)))
+    points = [(0.8 * math.cos(a / 5), 0.8 * math.sin(a / 5), int(((a / 5) % (2 * math.pi)) / (2 * math.pi) * 3))
+              for a in range(0, 31, 2)]  # fmt: skip
+    return Learned(step, "regions", classes=3, task="spiral", bounds=(-1, 1, -1, 1), grid=grid, confidence=conf,
+                   points=points)  # fmt: skip
+
+
+def diverged_snapshots(cfg) -> list[Snapshot]:
+    """The fixture run with an lr change at step 100, ending in a divergence at step 120 (L3's output)."""
+    snaps = fixture_snapshots(cfg, steps=13)[:-1]
+    snaps[10].changes = [Change(101, "optim.lr", 0.1, 0.5)]
+    broken = Snapshot.from_dict(snaps[-1].to_dict(), total_steps=200)
+    broken.step, broken.loss, broken.acc, broken.nonfinite = 120, None, None, True
+    for j, layer in enumerate(broken.layers):
+        layer.grad_norm = float("nan") if j >= 2 else layer.grad_norm
+        layer.nonfinite = {"weights": 0, "grads": 16 if j >= 2 else 0, "acts": 320 if j >= 2 else 0}
+    broken.findings = diagnose(broken, snaps[-20:], cfg)
+    return [*snaps, broken]
+
+
+def paused_app(view_keys: str = "", baseline: bool = False, diverged: bool = False, learned: bool = False):
     cfg = fixture_config()
     app = LabApp(preset_name="fixture", cfg=cfg)
     meta = RunMeta(cfg, "fixture", device="cpu", device_name="cpu", layers=NAMES, total_steps=200)
@@ -81,7 +109,13 @@ def paused_app(view_keys: str = "", baseline: bool = False):
             app.action_pin()
             relu = with_overrides(cfg, ["model.activation=relu", "model.init=he_normal"])
             app.show_run(LiveRun.replay(relu, "fixture", meta, fixture_snapshots(relu)[:15]))
+        elif diverged:
+            run = LiveRun.replay(cfg, "fixture", meta, diverged_snapshots(cfg))
+            run.bridge.finish(RunResult("diverged", 121, message="the loss became nan at step 120"))
+            app.show_run(run)
         else:
+            if learned:
+                snaps[-1].learned = regions(snaps[-1].step)
             app.show_run(LiveRun.replay(cfg, "fixture", meta, snaps))
         app.clear_notifications()
         for key in view_keys:
@@ -111,3 +145,26 @@ class TestPausedScreen:
     def test_160x48_with_baseline(self, snap_compare):
         app, before = paused_app(baseline=True)
         assert snap_compare(app, terminal_size=(160, 48), run_before=before)
+
+    def test_80x24_diverged_gradients_view(self, snap_compare):
+        """The last finite bars, where it broke, and the lr change marked on the curves (view 3 in the next)."""
+        app, before = paused_app("2", diverged=True)
+        assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+    def test_80x24_diverged_curves_view(self, snap_compare):
+        app, before = paused_app("3", diverged=True)
+        assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+    def test_120x36_scrubbed_to_the_first_snapshot(self, snap_compare):
+        app, before = paused_app("2", learned=True)
+
+        async def scrub(pilot):
+            await before(pilot)
+            await pilot.press("home", "right")
+            await pilot.pause(0.4)
+
+        assert snap_compare(app, terminal_size=(120, 36), run_before=scrub)
+
+    def test_120x36_learned_view(self, snap_compare):
+        app, before = paused_app("5", learned=True)
+        assert snap_compare(app, terminal_size=(120, 36), run_before=before)

@@ -47,7 +47,7 @@ COMMANDS: list[Command] = [
     Command("p", "pause", "pause", "Pause", "pause (or resume) the run", needs="writable"),
     Command("s", "step", "step", "Step", "run exactly one step and pause", hint=True, needs="writable"),
     Command("x", "stop", "stop", "Stop", "stop the run", needs="writable"),
-    Command("n", "new_run", "new run", "New run", "stop and start a new run with the edited config", needs="writable"),
+    Command("n", "new_run", "new", "New run", "stop and start a new run with the edited config", needs="writable"),
     Command("l", "presets", "presets", "Presets", "pick a lesson preset", hint=True, needs="writable"),
     Command("question_mark", "lesson", "lesson", "Lesson", "the lesson of the loaded preset", display="?", hint=True),
     Command(

@@ -227,8 +227,10 @@ class LiveRun(Scrubbing):
         snapshots: Iterable[Snapshot],
         paused: bool = True,
         run_dir: Path | None = None,
+        result: RunResult | None = None,
     ) -> LiveRun:
-        """A fixed sequence of snapshots shown as if a run produced them (deterministic tests, demos)."""
+        """A fixed sequence of snapshots shown as if a run produced them (deterministic tests, demos); with the
+        run's result it reads as finished (completed, diverged)."""
         run = cls(cfg, name, run_dir=run_dir)
         if paused:
             run.control.pause()
@@ -238,6 +240,8 @@ class LiveRun(Scrubbing):
             run.records.add(snap)
             if snap.learned is not None:
                 run.learned_log.add(snap.learned)
+        if result is not None:
+            run.bridge.finish(result)
         run.done.set()
         return run
 

@@ -66,12 +66,44 @@ def bar_style(value: float | None, ref: float | None, vanish: float = VANISH) ->
     return palette.style(LEVELS[level(value, ref, vanish)][0])
 
 
+def fold(count: int, room: int, keep: tuple[int, ...] = ()) -> list[int]:
+    """Which of `count` rows to draw in `room` lines (room <= 0: not laid out yet, all): all when they fit;
+    else, leaving a line for `fold_note`, evenly spaced ones, the first and the last always (input side and
+    output layer), and each row of `keep` (where it broke) in place of its nearest neighbour. A deep net keeps
+    its whole profile on screen, not only the rows above the fold."""
+    if count <= room or room <= 0:
+        return list(range(count))
+    room = max(room - 1, 3)
+    chosen = sorted({round(i * (count - 1) / (room - 1)) for i in range(room)})
+    for k in (count - 2, *keep):  # the last hidden layer too: the output side of the profile
+        if 0 <= k < count and k not in chosen:
+            fixed = (0, count - 2, count - 1, *keep)
+            nearest = min((c for c in chosen if c not in fixed), key=lambda c: abs(c - k), default=None)
+            if nearest is not None:
+                chosen[chosen.index(nearest)] = k
+    return sorted(chosen)
+
+
+def fold_note(shown: int, count: int) -> Text:
+    return Text(f"⋮ {shown} of {count} layers shown", "dim")
+
+
+def named(frame: Frame | None, rows: list[str], *more: str | None) -> tuple[int, ...]:
+    """The rows a folded panel must keep: the layers the findings name, and `more` (where it broke)."""
+    names = {name for finding in (frame.findings if frame is not None else []) for name in finding.layers}
+    names |= {name for name in more if name}
+    return tuple(i for i, row in enumerate(rows) if row in names)
+
+
 class TextPanel(Panel, VerticalScroll):
     """A panel of Rich text made for its width (`text`), scrolling when it is taller than the panel."""
 
     def compose(self) -> ComposeResult:
         self.body = TextBody(self.text)
         yield self.body
+
+    def on_resize(self) -> None:
+        self.body.refresh(layout=True)  # the rows that fit (fold) depend on the height too
 
     def text(self, width: int) -> Text:
         raise NotImplementedError
@@ -147,7 +179,11 @@ class GradFlowPanel(TextPanel):
                 text.append("\n")
             if frame.snapshot is not None:
                 text.append(f"bars: step {frame.snapshot.step}, the last snapshot before it broke\n", "dim")
-        for i, name in enumerate(rows):
+        keep = named(frame, rows, broke.layer if broke is not None else None)
+        room = self.size.height - text.plain.count("\n") - 1  # less the lines above and the axis line
+        shown = fold(len(rows), room if self.size.height > 0 else 0, keep)
+        for i in shown:
+            name = rows[i]
             if broke is not None:  # a column of its own: the layer where it broke
                 text.append("✖" if name == broke.layer else " ", palette.style(palette.ALARM, "bold"))
             text.append(f"{name:<{name_w}}")
@@ -165,6 +201,9 @@ class GradFlowPanel(TextPanel):
                     grey = palette.style(palette.BASELINE)
                     text.append_text(gradient_cell(bgrads[i], kind, top, bar_w, "▒", grey, grey))
                     seen |= {kind, _special(bgrads[i])}
+            text.append("\n")
+        if len(shown) < len(rows):
+            text.append_text(fold_note(len(shown), len(rows)))
             text.append("\n")
         axis, right = f"1e{int(LOG_FLOOR)}", f"1e{int(top)}"
         pad = max(1, bar_w - len(axis) - len(right))
@@ -287,12 +326,17 @@ class LayersPanel(TextPanel):
             return text
         name_w = max(len(layer.name) for layer in layers) + 1
         text.append(f"{'':<{name_w}}{'act std':>8} {'dead':<12}{'saturated':<12}{'upd/W':>8}\n", "bold")
-        for layer in layers:
+        keep = named(frame, [layer.name for layer in layers])
+        shown = fold(len(layers), self.size.height - 1 if self.size.height > 0 else 0, keep)
+        for layer in (layers[i] for i in shown):
             text.append(f"{layer.name:<{name_w}}")
             text.append(f"{sci(layer.act_std, MISSING):>8} ")
             text.append_text(frac_bar(layer.dead_frac, DEAD_FRAC))
             text.append_text(frac_bar(layer.sat_frac, SAT_FRAC))
             text.append(f"{sci(layer.update_ratio, MISSING):>8}\n")
+        if len(shown) < len(layers):
+            text.append_text(fold_note(len(shown), len(layers)))
+        text.rstrip()  # no empty last line: it would make a panel that fits exactly scroll
         return text
 
 

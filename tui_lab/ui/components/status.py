@@ -41,14 +41,15 @@ class StatusBar(Panel, Static):
 
     def key(self, frame: Frame) -> Hashable:
         return (
-            frame.view, frame.state, frame.message, frame.run_dir, frame.position, frame.preset, frame.name,
+            frame.view, frame.scrubbed, frame.state, frame.message, frame.run_dir, frame.position, frame.preset,
+            frame.name,
             frame.loaded, frame.pace, self.size,
         )  # fmt: skip
 
     def draw(self, frame: Frame) -> None:
         width = max(self.size.width, 40)
         view = frame.view
-        snap = view.latest if view is not None else None
+        snap = frame.scrubbed or (view.latest if view is not None else None)  # the numbers of what is shown
         meta = view.meta if view is not None else None
         device = (meta.device if meta else "") or "…"
         name = meta.device_name if meta else ""
@@ -70,7 +71,9 @@ class StatusBar(Panel, Static):
             line1.append(" · pace ")
             line1.append(frame.pace, "bold" if frame.pace != "max" else "")
         line1.append(f" · {device} · step {step}/{total} ")
-        line1.append(progress_bar(frac, max(6, min(30, width - line1.cell_len - 6))), palette.style(palette.ACCENT))
+        room = min(30, width - line1.cell_len - 6)
+        if room >= 6:  # a narrow terminal keeps the numbers and drops the bar
+            line1.append(progress_bar(frac, room), palette.style(palette.ACCENT))
         line1.append(f" {frac * 100:3.0f}%")
         line2 = Text(no_wrap=True, overflow="ellipsis")
         if snap is not None:
@@ -89,4 +92,5 @@ class StatusBar(Panel, Static):
             line2.append(f"  → {shown}", "dim italic")
         if hint and line2.cell_len + len(SCRUB_HINT) + 2 <= width:  # the run directory first; then, with room
             line2.append(f"  {SCRUB_HINT}", "dim")
-        self.update(Text("\n").join([line1, line2]))
+        lines = Text("\n", no_wrap=True, overflow="ellipsis").join([line1, line2])
+        self.update(lines)  # two lines, never more: a wrapped first line would push the metrics away
