@@ -122,6 +122,23 @@ class PtyProcess:
         except OSError:
             pass
 
+    def resize(self, cols: int, rows: int) -> None:
+        """What a terminal does when its window changes: a new size on the pty, SIGWINCH to the app."""
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        try:
+            os.killpg(self.proc.pid, signal.SIGWINCH)
+        except ProcessLookupError:
+            pass
+
+    def screen(self, cols: int, rows: int, since: int = 0) -> list[str]:
+        """The rows a cols x rows terminal shows after everything written since byte `since` (pyte emulates
+        the terminal: the test extras install it)."""
+        import pyte
+
+        screen = pyte.Screen(cols, rows)
+        pyte.ByteStream(screen).feed(bytes(self.buffer[since:]))
+        return [row.rstrip() for row in screen.display]
+
     def close(self, quit_keys: bytes = b"q", grace: float = 3.0) -> int | None:
         """Ask the app to quit (q), then terminate, then kill; returns the exit code."""
         if self.proc.poll() is None and quit_keys:

@@ -312,6 +312,32 @@ def headless_run(cfg, tmp: Path, tag: str) -> dict:
 # ---------------------------------------------------------------------------------------------------------
 
 
+VIEW_NAMES = {"1": "config", "2": "gradients", "3": "curves", "4": "layers", "5": "learned"}
+
+
+def view_bandwidth(tmp: Path, seconds: float, views: str = "12345") -> dict[str, float]:
+    """Bytes per second the app writes to its 120x36 pty while training, in each view (one app per view:
+    the view's key, then r; the window starts once the first snapshot is on disk)."""
+    preset = _preset_file(config(10_000_000), tmp, "bench-views")
+    out: dict[str, float] = {}
+    for view in views:
+        app = AppSession(preset, tmp / f"runs-view-{view}")
+        try:
+            app.child.write(view.encode())
+            app.child.drain(0.5)
+            app.child.write(b"r")
+            end = time.perf_counter() + 60
+            while _last_step((app.run_dir() or tmp) / "metrics.jsonl") < 0 and time.perf_counter() < end:
+                app.child.drain(0.1)
+            app.child.drain(1.0)  # the first repaints of the run, then the steady state
+            out[view] = app.child.drain(seconds) / seconds
+            app.child.write(b"x")
+            app.child.drain(0.3)
+        finally:
+            app.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--presses", type=int, default=20, help="p and r presses each (latency)")
@@ -321,14 +347,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--early", type=int, default=2_000)
     p.add_argument(
         "--only",
-        default="latency,pty_latency,speed,memory",
-        help="comma-separated subset of latency,pty_latency,speed,memory",
+        default="latency,pty_latency,speed,memory,views",
+        help="comma-separated subset of latency,pty_latency,speed,memory,views",
     )
+    p.add_argument("--view-seconds", type=float, default=15.0, help="seconds of training measured per view")
     p.add_argument("--smoke", action="store_true", help="seconds, not minutes: keeps the benchmark runnable")
     p.add_argument("--results-dir", type=Path, default=None)
     args = p.parse_args(argv)
     if args.smoke:
         args.presses, args.speed_steps, args.reps, args.mem_steps, args.early = 2, 200, 1, 600, 200
+        args.view_seconds = 2.0
     parts = {s.strip() for s in args.only.split(",") if s.strip()}
     load_before = loadavg()
     results: dict = {
@@ -381,6 +409,23 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(
                 f"key -> screen (real app in a pty): p95 {p95:.1f} ms = {p95 / TARGET_P95_MS:.2f}x "
                 f"the target; p50 {p50:.1f} ms; {len(allms)} presses"
+            )
+            print(lines[-1], flush=True)
+
+        if "views" in parts:
+            per_view = view_bandwidth(tmp, args.view_seconds)
+            worst = max(per_view.values())
+            results["bandwidth_per_view"] = {
+                **{f"view_{k}_{VIEW_NAMES[k]}_kb_per_s": round(v / 1024, 2) for k, v in per_view.items()},
+                "target_kb_per_s": TARGET_KBPS,
+                "meets_target": worst / 1024 <= TARGET_KBPS,
+                "seconds_each": args.view_seconds,
+                "method": "tui-lab in a 120x36 pty, one app per view: the view key, r, bytes read while training",
+            }
+            lines.append(
+                "bytes to the terminal while training, 120x36: "
+                + ", ".join(f"view {k} {v / 1024:.1f} KB/s" for k, v in per_view.items())
+                + f"; worst = {worst / 1024 / TARGET_KBPS:.2f}x the {TARGET_KBPS:.0f} KB/s target"
             )
             print(lines[-1], flush=True)
 

@@ -36,4 +36,53 @@ def small_config(steps: int = 100, *extra: str) -> LabConfig:
     return config(*SMALL, f"train.steps={steps}", *extra)
 
 
-__all__ = ["ROOT", "SMALL", "PtyProcess", "calibrate", "config", "small_config", "term_env", "visible"]
+class OwnTerminal:
+    """`python -m tui_lab ARGS` in its own session, on a fresh pty that is its controlling terminal, as a login
+    shell over SSH runs a command: `hang_up()` closes the terminal's other side, so the kernel sends the process
+    SIGHUP and every later write to the terminal fails, as when the SSH connection drops (POSIX only)."""
+
+    def __init__(self, args: list[str], cwd: Path | None = None):
+        import fcntl
+        import os
+        import pty
+        import subprocess
+        import termios
+
+        self.master, slave = pty.openpty()
+        env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tui_lab", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=str(cwd or ROOT),
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )
+        os.close(slave)
+
+    def drain_until(self, done, timeout: float = 60.0) -> None:
+        """Read the terminal (a terminal that is not read blocks its writer) until `done()` is true."""
+        import os
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline and self.proc.poll() is None, "it never got that far"
+            if select.select([self.master], [], [], 0.1)[0]:
+                os.read(self.master, 65536)
+
+    def hang_up(self, timeout: float = 30.0) -> int:
+        """Close the terminal; the exit code once the process has ended."""
+        import os
+
+        os.close(self.master)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.proc.kill()
+
+
+__all__ = ["ROOT", "SMALL", "OwnTerminal", "PtyProcess", "calibrate", "config", "small_config", "term_env", "visible"]

@@ -92,10 +92,22 @@ def test_bench_startup_smoke(tmp_path):
         "version",
         "command",
         "failures",
+        "headless_first_line_s_median",
+        "headless_header_s_median",
+        "headless_target_s",
     ):
         assert key in data, key
     assert data["failures"] == 0 and data["first_frame_s_median"] > 0
     assert data["version"]
+    assert 0 < data["headless_header_s_median"] <= data["headless_first_line_s_median"]
+
+
+def test_bench_sweep_smoke(tmp_path):
+    data = run_bench("bench_sweep", tmp_path)
+    for key in ("ratio", "target", "meets_target", "jobs1_s", "jobs2_s", "same_results", "steps", "reps"):
+        assert key in data, key
+    assert data["ratio"] > 0 and len(data["jobs1_s"]) == len(data["jobs2_s"]) == data["reps"]
+    assert data["same_results"] is True  # the workers never change a run's numbers
 
 
 @needs_pty

@@ -507,4 +507,104 @@ def test_show_hands_over_the_directory(calls, tmp_path):
     run_dir.mkdir()
     (run_dir / "config.toml").write_text("", encoding="utf-8")
     assert main(["show", str(run_dir), "--lang", "pt"]) == 0
-    assert calls.only() == ("run_app", (), {"show_dir": run_dir, "lang": "pt"})
+    assert calls.only() == ("run_app", (), {"show_dir": run_dir, "lang": "pt", "ascii": False})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A device the machine does not have: one line naming the flag and what is available, exit 2, before anything
+# starts (the TUI never opens, no run directory is made).
+
+no_cuda = pytest.mark.skipif(
+    __import__("tui_lab.core.devices", fromlist=["problem"]).problem("cuda") is None, reason="this machine has CUDA"
+)
+
+
+@no_cuda
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--device", "cuda"], ["--device cuda: CUDA is not available", "available: cpu"]),
+        (["--preset", "ok.toml", "--device", "cuda:7"], ["--device cuda:7: ", "available: cpu"]),
+        (["--preset", "ok.toml", "--set", "train.device=cuda"], ["--set train.device=cuda: ", "available: cpu"]),
+        (["run", "ok.toml", "--device", "cuda"], ["--device cuda: CUDA is not available", "available: cpu"]),
+        (["run", "ok.toml", "--device", "cuda:7"], ["--device cuda:7: ", "available: cpu"]),
+        (["sweep", "ok.toml", "--grid", "model.activation=relu,tanh", "--device", "cuda"], ["--device cuda: "]),
+        (["sweep", "ok.toml", "--grid", "train.device=cpu,cuda:1"], ["--grid train.device=cuda:1: ", "cpu"]),
+    ],
+)
+def test_missing_cuda_is_refused_before_anything_starts(cli, ok_toml, tmp_path, args, fragments):
+    proc = cli(*args)
+    assert_user_error(proc, *fragments)
+    assert "\x1b[" not in proc.stderr  # no screen was drawn
+    made = [p.name for p in tmp_path.iterdir() if p.is_dir() and p.name != "user-presets"]
+    assert made == []  # no run directory
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="MPS may be there")
+@pytest.mark.parametrize("command", [[], ["run", "ok.toml"], ["sweep", "ok.toml", "--grid", "seed=1,2"]])
+def test_mps_off_apple_is_refused(cli, ok_toml, command):
+    assert_user_error(cli(*command, "--device", "mps"), "--device mps: Apple MPS exists only on macOS", "available:")
+
+
+def test_a_preset_file_asking_for_a_missing_device_is_named(cli, tmp_path):
+    (tmp_path / "gpu.toml").write_text('[train]\ndevice = "mps"\n', encoding="utf-8")
+    if sys.platform == "darwin":
+        pytest.skip("MPS may be there")
+    assert_user_error(cli("run", "gpu.toml"), 'gpu.toml: train.device = "mps": Apple MPS exists only on macOS')
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """torch as a CUDA build on a machine with cuda:0 and cuda:1 (for the checks; nothing trains)."""
+    import torch
+
+    from tui_lab.core import devices
+
+    monkeypatch.setattr(devices, "torch_build", lambda: {"version": "2.13.0+cu126", "cuda": "12.6", "hip": None})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--preset", "exp.toml", "--device", "cuda:7"],
+        ["run", "exp.toml", "--device", "cuda:7"],
+        ["sweep", "exp.toml", "--grid", "model.activation=relu,tanh", "--device", "cuda:7"],
+    ],
+)
+def test_a_gpu_index_past_the_last_is_refused(two_gpus, calls, tmp_path, monkeypatch, capsys, argv):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp.toml").write_text("", encoding="utf-8")
+    assert main(argv) == 2
+    assert calls.record == []  # neither the TUI nor a run started
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["tui-lab: --device cuda:7: no such GPU; available: cpu, cuda:0, cuda:1"]
+
+
+def test_a_gpu_that_is_there_is_handed_over(two_gpus, calls, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp.toml").write_text("", encoding="utf-8")
+    assert main(["run", "exp.toml", "--device", "cuda:1"]) == 0
+    assert calls.only()[1][1].train.device == "cuda:1"
+
+
+def test_device_checks_need_no_torch_on_a_cpu_build():
+    # On a CPU-only torch (or off Apple, for mps) the refusal comes from torch/version.py, read as text.
+    code = (
+        "import sys\n"
+        "from tui_lab.core import devices\n"
+        "build = devices.torch_build()\n"
+        "print(build is not None and build['cuda'] is None and build['hip'] is None)\n"
+        "print(devices.problem('cpu'), devices.problem('auto'))\n"
+        "why = devices.problem('cuda:0')\n"
+        "print('torch' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    cpu_build, no_problem, torch_loaded = proc.stdout.splitlines()
+    assert no_problem == "None None"
+    if cpu_build == "True":
+        assert torch_loaded == "False"

@@ -21,7 +21,7 @@ from tui_lab.core.errors import ConfigError, UserError
 from tui_lab.core.runlog import RunLog, dumps_strict, read_metrics, read_summary
 from tui_lab.core.trainer import Trainer
 
-from support import ROOT
+from support import ROOT, OwnTerminal
 
 
 def strict_loads(text: str):
@@ -174,8 +174,17 @@ def test_sigkill_leaves_every_whole_metrics_line_parseable(tmp_path):
     assert (run_dir / "config.toml").is_file()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_headless_run_stops_cleanly_on_a_signal(tmp_path, sig):
+@pytest.mark.parametrize(
+    ("sig", "reason"),
+    [
+        (signal.SIGINT, "user"),
+        (signal.SIGTERM, "terminated"),
+        pytest.param(
+            getattr(signal, "SIGHUP", None), "hangup", marks=pytest.mark.skipif(sys.platform == "win32", reason="POSIX")
+        ),
+    ],
+)
+def test_headless_run_stops_cleanly_on_a_signal(tmp_path, sig, reason):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         [
@@ -206,7 +215,46 @@ def test_headless_run_stops_cleanly_on_a_signal(tmp_path, sig):
     assert "Traceback" not in err
     summary = read_summary(run_dir)
     assert summary["status"] == "stopped" and summary["steps"] > 0
+    assert summary["reason"] == reason  # a hang-up or a kill is not "stopped by the user"
+    assert ("stopped by the user" in summary["message"]) == (reason == "user")
     assert "stopped" in out
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP") or sys.platform == "win32", reason="needs a POSIX terminal")
+def test_headless_run_survives_its_terminal_hanging_up(tmp_path):
+    """As a dropped SSH session: the run's controlling terminal goes away (the kernel sends SIGHUP and every
+    later write to it fails); the run stops as a hang-up with a complete run directory, and exits 0."""
+    run_dir = tmp_path / "run"
+    term = OwnTerminal(["run", "deep-sigmoid", "--steps", "10000000", "--out", str(run_dir)])
+    term.drain_until(lambda: (run_dir / "metrics.jsonl").is_file() and len(read_metrics(run_dir)[0]) >= 3)
+    assert term.hang_up() == 0
+    summary = read_summary(run_dir)
+    assert summary["status"] == "stopped" and summary["reason"] == "hangup", summary
+    text = (run_dir / "metrics.jsonl").read_text()
+    assert text.endswith("\n") and len(read_metrics(run_dir)[0]) == len(text.splitlines())
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP") or sys.platform == "win32", reason="POSIX")
+def test_under_nohup_a_hang_up_is_ignored(tmp_path):
+    run_dir = tmp_path / "run"
+    argv = [sys.executable, "-m", "tui_lab", "run", "deep-sigmoid", "--steps", "10000000", "--out", str(run_dir)]
+    proc = subprocess.Popen(
+        argv,
+        env=env_with_path(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # what nohup does
+    )
+    try:
+        wait_for_lines(run_dir, 2)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert proc.poll() is None  # still training
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    assert read_summary(run_dir)["reason"] == "terminated"
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +162,29 @@ def test_ctrl_c_stops_the_sweep_and_keeps_what_ran(tmp_path, capsys):
     assert [p.name for p in out.iterdir() if p.is_dir()] == ["activation=sigmoid,init=default"]
     printed = capsys.readouterr().out
     assert "sweep stopped" in printed and "3 not run" in printed
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX terminal")
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_hang_up_stops_the_sweep_as_a_hang_up(tmp_path, jobs):
+    """The terminal of a sweep goes away (a dropped SSH session): the runs under way stop as hang-ups with
+    complete run directories, the rest are not started, sweep.csv holds what ran, and the sweep exits 0."""
+    from tui_lab.core.runlog import read_metrics
+
+    from support import OwnTerminal
+
+    out = tmp_path / "sweep"
+    args = ["sweep", "deep-sigmoid", "--grid", "model.activation=sigmoid,relu,tanh", "--steps", "10000000"]
+    term = OwnTerminal([*args, "--set", "train.log_every=20", "--jobs", str(jobs), "--out", str(out)])
+
+    def under_way() -> bool:
+        dirs = [d for d in out.glob("*") if (d / "metrics.jsonl").is_file()] if out.is_dir() else []
+        return len(dirs) == jobs and all(len(read_metrics(d)[0]) >= 2 for d in dirs)
+
+    term.drain_until(under_way)
+    assert term.hang_up() == 0
+    rows = read_csv(out / "sweep.csv")
+    assert len(rows) == jobs and all(r["status"] == "stopped" for r in rows)
+    for r in rows:
+        summary = json.loads((Path(r["run_dir"]) / "summary.json").read_text())
+        assert summary["status"] == "stopped" and summary["reason"] == "hangup", summary

@@ -301,3 +301,61 @@ def test_paused_time_is_not_counted_in_samples_per_second():
     rates = [s.samples_per_s for s in snaps if s.step > 0]
     # 19 steps of 64 samples on a tiny model: far above the ~800/s that counting the pause would give.
     assert rates and min(rates) > 3000, rates
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The optimisers: torch.optim's arithmetic, without importing torch._dynamo (core/optim.py: eager).
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
+def test_optimisers_step_exactly_as_torch_optim(name):
+    import inspect
+
+    from tui_lab.core.optim import make_optimizer
+
+    cfg = config(f"optim.name={name}", "optim.lr=0.05", "optim.weight_decay=0.01")
+
+    def train(make):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
+        )
+        opt = make(model.parameters())
+        x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+        for step in range(6):
+            if step == 3:
+                opt.param_groups[0]["lr"] = 0.2  # a change mid-run, as the config panel makes
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        return [p.detach().clone() for p in model.parameters()], opt
+
+    ours, opt = train(lambda params: make_optimizer(cfg, params))
+    stock = type(opt).__mro__[1]  # the torch.optim class it calls
+    assert stock.__module__.startswith("torch.optim")
+    accepted = inspect.signature(stock).parameters  # AdamW's defaults hold a flag its constructor sets itself
+    theirs, _ = train(lambda params: stock(params, **{k: v for k, v in opt.defaults.items() if k in accepted}))
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert not any(p.grad is not None and p.grad.requires_grad for p in opt.param_groups[0]["params"])
+
+
+def test_a_run_never_imports_the_compiler():
+    # torch._dynamo takes 1-3 s to import here: a stock torch.optim optimiser would import it on its first use.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from tui_lab.core.trainer import Trainer\n"
+        "from support import config\n"
+        "for name in ('sgd', 'adam', 'rmsprop'):\n"
+        "    r = Trainer(config('train.steps=3', f'optim.name={name}', 'optim.clip_norm=1.0')).run()\n"
+        "    assert r.status == 'completed', r.message\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": f"{tests.parent}{os.pathsep}{tests}"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["False"]

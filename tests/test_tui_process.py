@@ -69,6 +69,8 @@ def test_sighup_while_training_leaves_a_complete_run_directory(app_running):
     wait_exit(app)
     summary = read_summary(run_dir)
     assert summary["status"] == "stopped" and summary["steps"] > 0
+    assert summary["reason"] == "hangup"  # recorded as a hang-up, not as the user's stop
+    assert "stopped by the user" not in summary["message"]
     text = (run_dir / "metrics.jsonl").read_text()
     assert text.endswith("\n")  # every snapshot line is whole
     assert len(read_metrics(run_dir)[0]) == len(text.splitlines())
@@ -82,12 +84,14 @@ def test_quit_mid_run_joins_the_worker_and_restores_the_terminal(app_running):
     elapsed = time.monotonic() - start
     assert elapsed < 3.0, f"quit took {elapsed:.1f}s"
     assert LEAVE_ALTERNATE_SCREEN in bytes(app.buffer[-2000:])
-    assert read_summary(run_dir)["status"] == "stopped"
+    summary = read_summary(run_dir)
+    assert summary["status"] == "stopped" and summary["reason"] == "user"
 
 
 def test_sigterm_while_training_stops_the_run_and_restores_the_terminal(app_running):
     app, run_dir = app_running
     app.proc.send_signal(signal.SIGTERM)
     wait_exit(app)
-    assert read_summary(run_dir)["status"] == "stopped"
+    summary = read_summary(run_dir)
+    assert summary["status"] == "stopped" and summary["reason"] == "terminated"
     assert LEAVE_ALTERNATE_SCREEN in bytes(app.buffer[-2000:])

@@ -407,7 +407,7 @@ class TestLayout:
         async with app.run_test(size=(120, 36)) as pilot:
             await panel_ready(pilot, app)
             bound = {binding.action for binding in app.BINDINGS}
-            assert bound == {command.action for command in commands.COMMANDS}
+            assert bound == {command.action for command in commands.COMMANDS if command.bind}
             titles = {c.title for c in app.get_system_commands(app.screen)}
             assert {"Run / resume", "Pin baseline", "Edit config"} <= titles
             assert "r run" in commands.HINT and "? lesson" in commands.HINT

@@ -135,8 +135,8 @@ class TestHonestNames:
             app.query_one("#cfg-model-activation").value = "relu"
             app.query_one("#cfg-model-init").value = "he_normal"
             await pilot.pause(0.2)
-            assert str(app.query_one("#cfg-model-activation-key").content) == "activation*"
-            assert str(app.query_one("#cfg-model-depth-key").content) == "depth"
+            assert str(app.query_one("#cfg-model-activation-key").content).strip() == "activation*"
+            assert str(app.query_one("#cfg-model-depth-key").content).strip() == "depth"
             status = status_text(app)
             assert " tiny " in status and "loaded: tiny+relu+he_normal (n runs it)" in status
             await pilot.press("n")

@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui_lab import __version__
+from tui_lab.core.i18n import N_, _  # the standard library's gettext only
 
 if TYPE_CHECKING:
     from tui_lab.core.config import LabConfig
@@ -29,7 +31,21 @@ EXIT_BROKEN_PIPE = 128 + 13
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `tui-lab` console script; returns the exit code."""
+    """Entry point of the `tui-lab` console script; returns the exit code. Every word it prints, --help and
+    argparse's own included, is in the language of --lang (or the locale), set before the parser is built."""
+    from tui_lab.core import i18n
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    previous = i18n.language()
+    i18n.set_language(_early_language(args))
+    try:
+        with _argparse_translated():
+            return _main(args)
+    finally:
+        i18n.set_language(previous)  # as it was: main() called in-process (tests) leaves nothing behind
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -55,10 +71,68 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, UserError):
             _error(str(exc))
             return 2
-        _error(f"internal error: {one_line(exc)}")
+        _error(_("internal error: {error}").format(error=one_line(exc)))
         if not _debug():
-            _error(f"rerun with {DEBUG_ENV}=1 to see the traceback")
+            _error(_("rerun with {variable}=1 to see the traceback").format(variable=DEBUG_ENV))
         return 1
+
+
+def _early_language(argv: list[str]) -> str:
+    """The language --lang asks for (anywhere on the line), else the locale's: known before the parser is built,
+    so that its help is in that language. A bad --lang is left to the parser's own check (`_dispatch`)."""
+    from tui_lab.core.errors import UserError
+    from tui_lab.core.i18n import pick_language
+
+    requested = None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--lang" and i + 1 < len(argv):
+            requested = argv[i + 1]
+        elif arg.startswith("--lang="):
+            requested = arg.partition("=")[2]
+    try:
+        return pick_language(requested)
+    except UserError:
+        return pick_language(None)
+
+
+# argparse's own words (usage:, options, its error messages), in the catalogue so they are translated too.
+ARGPARSE_WORDS = (
+    N_("usage: "),
+    N_("positional arguments"),
+    N_("options"),
+    N_("show this help message and exit"),
+    N_("%(prog)s: error: %(message)s\n"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("the following arguments are required: %s"),
+    N_("unrecognized arguments: %s"),
+    N_("expected one argument"),
+    N_("expected at most one argument"),
+    N_("expected at least one argument"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("not allowed with argument %s"),
+    N_("ignored explicit argument %r"),
+)
+
+
+@contextmanager
+def _argparse_translated() -> Iterator[None]:
+    """argparse looks its words up with the gettext functions it imported (`argparse._`): in another language
+    than English they are ours for the time of the command, then put back."""
+    from tui_lab.core import i18n
+
+    if i18n.language() == i18n.DEFAULT_LANGUAGE:
+        yield
+        return
+    saved = argparse._, argparse.ngettext  # type: ignore[attr-defined]
+    argparse._, argparse.ngettext = i18n._, i18n.ngettext  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        argparse._, argparse.ngettext = saved  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -75,53 +149,60 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. --set model.depth=20 (repeatable)",
+        help=_("override a config key, e.g. --set model.depth=20 (repeatable)"),
     )
-    overrides.add_argument("--steps", metavar="N", help="training steps (train.steps)")
-    overrides.add_argument("--seed", metavar="S", help="random seed (seed)")
+    overrides.add_argument("--steps", metavar="N", help=_("training steps (train.steps)"))
+    overrides.add_argument("--seed", metavar="S", help=_("random seed (seed)"))
     device = argparse.ArgumentParser(add_help=False)
-    device.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
+    device.add_argument("--device", metavar="D", help=_("auto, cpu, cuda, cuda:N or mps"))
     # SUPPRESS: `tui-lab --lang pt presets` and `tui-lab presets --lang pt` both work.
     lang = argparse.ArgumentParser(add_help=False)
-    lang.add_argument("--lang", default=argparse.SUPPRESS, metavar="L", help="language of titles and lessons: en, pt")
+    lang.add_argument("--lang", default=argparse.SUPPRESS, metavar="L", help=_("language of every word shown: en, pt"))
 
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="A terminal laboratory for vanishing and exploding gradients. Without a subcommand, opens the TUI.",
-        epilog="Exit codes: 0 run ended (completed, diverged or stopped), 2 bad input, 1 internal error.",
+        description=_(
+            "A terminal laboratory for vanishing and exploding gradients. Without a subcommand, opens the TUI."
+        ),
+        epilog=_("Exit codes: 0 run ended (completed, diverged or stopped), 2 bad input, 1 internal error."),
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"{PROG} {__version__}", help=_("show program's version number and exit")
+    )
     # Top-level options get their own names: a subcommand's namespace (its NAME|PATH, --set, --device) would
     # otherwise overwrite them.
-    parser.add_argument("--preset", dest="top_preset", metavar="NAME|PATH", help="open the TUI with this preset")
+    parser.add_argument("--preset", dest="top_preset", metavar="NAME|PATH", help=_("open the TUI with this preset"))
     parser.add_argument(
         "--set",
         dest="top_overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. --set model.depth=20 (repeatable)",
+        help=_("override a config key, e.g. --set model.depth=20 (repeatable)"),
     )
-    parser.add_argument("--device", dest="top_device", metavar="D", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--lang", default=None, metavar="L", help="language of titles and lessons: en, pt")
+    parser.add_argument("--device", dest="top_device", metavar="D", help=_("auto, cpu, cuda, cuda:N or mps"))
+    parser.add_argument("--lang", default=None, metavar="L", help=_("language of every word shown: en, pt"))
+    ascii_help = _("draw with 7-bit ASCII only (also TUI_LAB_ASCII=1; automatic on a terminal that is not UTF-8)")
+    parser.add_argument("--ascii", action="store_true", help=ascii_help)
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    preset = "a preset name (see `tui-lab presets`) or a TOML file"
+    preset = _("a preset name (see `tui-lab presets`) or a TOML file")
 
     run = sub.add_parser(
-        "run", parents=[overrides, device, lang], help="train a preset headless, printing progress lines"
+        "run", parents=[overrides, device, lang], help=_("train a preset headless, printing progress lines")
     )
     run.add_argument("preset", metavar="NAME|PATH", help=preset)
-    run.add_argument("--out", type=Path, metavar="DIR", help="write the run directory here")
-    run.add_argument("--force", action="store_true", help="overwrite DIR if it already holds a run")
+    run.add_argument("--out", type=Path, metavar="DIR", help=_("write the run directory here"))
+    run.add_argument("--force", action="store_true", help=_("overwrite DIR if it already holds a run"))
 
-    sub.add_parser("presets", parents=[lang], help="list the presets with their titles")
+    sub.add_parser("presets", parents=[lang], help=_("list the presets with their titles"))
 
-    show = sub.add_parser("show", parents=[lang], help="open a finished or running run directory in the TUI")
-    show.add_argument("run_dir", type=Path, metavar="DIR", help="a run directory (holds config.toml)")
+    show = sub.add_parser("show", parents=[lang], help=_("open a finished or running run directory in the TUI"))
+    show.add_argument("run_dir", type=Path, metavar="DIR", help=_("a run directory (holds config.toml)"))
+    show.add_argument("--ascii", action="store_true", default=argparse.SUPPRESS, help=ascii_help)
 
     sweep = sub.add_parser(
-        "sweep", parents=[overrides, device, lang], help="train every combination of a grid of config values"
+        "sweep", parents=[overrides, device, lang], help=_("train every combination of a grid of config values")
     )
     sweep.add_argument("preset", metavar="NAME|PATH", help=preset)
     sweep.add_argument(
@@ -129,10 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=V1,V2,...",
-        help="a config key and the values to try, e.g. --grid model.activation=sigmoid,relu (repeatable)",
+        help=_("a config key and the values to try, e.g. --grid model.activation=sigmoid,relu (repeatable)"),
     )
-    sweep.add_argument("--jobs", type=int, default=1, metavar="J", help="runs in parallel (default 1)")
-    sweep.add_argument("--out", type=Path, metavar="DIR", help="write the run directories and summary here")
+    sweep.add_argument("--jobs", type=int, default=1, metavar="J", help=_("runs in parallel (default 1)"))
+    sweep.add_argument("--out", type=Path, metavar="DIR", help=_("write the run directories and summary here"))
     return parser
 
 
@@ -145,9 +226,11 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     command = args.command
     if command and args.top_preset:
-        parser.error(f"--preset opens the TUI; with `{command}`, name the preset after the subcommand")
+        parser.error(
+            _("--preset opens the TUI; with `{command}`, name the preset after the subcommand").format(command=command)
+        )
     if command in ("presets", "show") and (args.top_overrides or args.top_device):
-        parser.error(f"--set and --device do not apply to `{command}`")
+        parser.error(_("--set and --device do not apply to `{command}`").format(command=command))
     lang = pick_language(args.lang)
 
     if command == "run":
@@ -155,7 +238,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if command == "presets":
         return _cmd_presets(lang)
     if command == "show":
-        return _cmd_show(args.run_dir, lang)
+        return _cmd_show(args.run_dir, lang, args.ascii)
     if command == "sweep":
         return _cmd_sweep(args)
     return _cmd_tui(args, lang)
@@ -166,13 +249,15 @@ def _cmd_tui(args: argparse.Namespace, lang: str) -> int:
     cfg: LabConfig | None = None
     if args.top_preset or args.top_overrides or args.top_device:
         name, cfg = _build_config(args.top_preset, args.top_overrides, device=args.top_device)
+        _refuse_missing_device(cfg, args.top_device, args.top_overrides, args.top_preset)  # before the TUI opens
     from tui_lab.ui.app import run_app
 
-    return run_app(preset_name=name, cfg=cfg, lang=lang)
+    return run_app(preset_name=name, cfg=cfg, lang=lang, ascii=args.ascii)
 
 
 def _cmd_run(args: argparse.Namespace, lang: str) -> int:
     name, cfg = _config_for_subcommand(args)
+    _refuse_missing_device(cfg, args.device or args.top_device, [*args.top_overrides, *args.overrides], args.preset)
     from tui_lab.headless import run_headless
 
     return run_headless(name, cfg, out=args.out, force=args.force, lang=lang)
@@ -185,7 +270,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     name, cfg = _config_for_subcommand(args)
     grid = parse_grid(args.grid)
     if args.jobs < 1:
-        raise UserError(f"--jobs {args.jobs}: must be at least 1")
+        raise UserError(_("--jobs {jobs}: must be at least 1").format(jobs=args.jobs))
+    if not any(key == "train.device" for key, _values in grid):  # else run_sweep checks each --grid device
+        _refuse_missing_device(cfg, args.device or args.top_device, [*args.top_overrides, *args.overrides], args.preset)
     return run_sweep(name, cfg, grid=grid, jobs=args.jobs, out=args.out)
 
 
@@ -194,30 +281,33 @@ def _cmd_presets(lang: str) -> int:
 
     refs = presets.discover(warn=_warn)
     if not refs:
-        _warn(f"no presets found in {presets.bundled_dir()} or {presets.user_dir()}")
+        _warn(
+            _("no presets found in {bundled} or {user}").format(bundled=presets.bundled_dir(), user=presets.user_dir())
+        )
         return 0
     width = max(len(name) for name in refs)
     for name, ref in refs.items():
         title = presets.read_title(ref.path, lang)
         marker = ""
         if ref.source == "user":
-            marker = "  [user, overrides bundled]" if ref.overrides_bundled else "  [user]"
+            marker = "  " + (_("[user, overrides bundled]") if ref.overrides_bundled else _("[user]"))
         print(f"{name:<{width}}  {title}{marker}".rstrip())
     return 0
 
 
-def _cmd_show(run_dir: Path, lang: str) -> int:
+def _cmd_show(run_dir: Path, lang: str, ascii: bool = False) -> int:
     from tui_lab.core.errors import UserError
 
     if not run_dir.exists():
-        raise UserError(f"{run_dir}: no such directory")
+        raise UserError(_("{path}: no such directory").format(path=run_dir))
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: not a directory; `tui-lab show` takes a run directory")
+        raise UserError(_("{path}: not a directory; `tui-lab show` takes a run directory").format(path=run_dir))
     if not (run_dir / "config.toml").is_file():
-        raise UserError(f"{run_dir}: not a run directory (no config.toml); make one with `tui-lab run ... --out DIR`")
+        message = _("{path}: not a run directory (no config.toml); make one with `tui-lab run ... --out DIR`")
+        raise UserError(message.format(path=run_dir))
     from tui_lab.ui.app import run_app
 
-    return run_app(show_dir=run_dir, lang=lang)
+    return run_app(show_dir=run_dir, lang=lang, ascii=ascii)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -267,6 +357,28 @@ def _build_config(
     return name, cfg
 
 
+def _refuse_missing_device(cfg: LabConfig, flag: str | None, overrides: list[str], spec: str | None) -> None:
+    """A device this machine does not have is bad input, refused before anything starts (the TUI never opens,
+    no run directory is made): one line naming where it was asked for (--device, a --set, the preset file)
+    and what is available. torch is imported only when that is the only way to know (core/devices.py)."""
+    from tui_lab.core.devices import problem
+    from tui_lab.core.errors import UserError
+
+    device = cfg.train.device
+    why = problem(device)
+    if why is None:
+        return
+    if flag is not None:
+        where = f"--device {flag}"
+    elif any(item.partition("=")[0].strip() == "train.device" for item in overrides):
+        where = f"--set train.device={device}"
+    elif spec:
+        where = f'{spec}: train.device = "{device}"'
+    else:
+        where = f'train.device = "{device}"'
+    raise UserError(f"{where}: {why}")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Output helpers.
 
@@ -277,7 +389,7 @@ def _error(message: str) -> None:
 
 
 def _warn(message: str) -> None:
-    _error(f"warning: {message}")
+    _error(_("warning: {message}").format(message=message))
 
 
 def _debug() -> bool:

@@ -2,7 +2,9 @@
 
 Progress is a rich progress bar on a terminal and plain lines otherwise (logs, CI, `nohup`). SIGINT (Ctrl-C),
 SIGTERM and SIGHUP ask the trainer to stop after the current step, so the run ends as `stopped` with its
-summary written; a second Ctrl-C interrupts at once (the trainer still records `stopped`).
+summary written and the signal's reason in it (`"reason": "user" | "terminated" | "hangup"`); a second Ctrl-C
+interrupts at once (`stopped`, reason `interrupted`). After a hang-up the terminal is gone: what the run still
+prints goes to /dev/null instead of failing. Under `nohup` (SIGHUP ignored) a hang-up is ignored, as asked.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from typing import TextIO
 
 from tui_lab.core import fmt
 from tui_lab.core.config import LabConfig
+from tui_lab.core.i18n import _, set_language
 from tui_lab.core.run import EXIT_CODES, Control, RunResult, Snapshot
 from tui_lab.core.runlog import RunLog, default_run_dir
-from tui_lab.signals import HANGUP_SIGNALS, handlers_installed
+from tui_lab.signals import SIGHUP, detach_from_terminal, handlers_installed, hangup_signals, stop_reason, terminal_fds
 
 
 def run_headless(name: str, cfg: LabConfig, out: Path | None = None, force: bool = False, lang: str = "en") -> int:
     from tui_lab.core.trainer import Trainer, resolve_device  # torch: only once the arguments are good
 
+    set_language(lang)  # the progress lines, the findings (written by the trainer) and the summary
     resolve_device(cfg.train.device)  # a missing GPU is bad input (exit 2), before anything is written
     log = RunLog(Path(out) if out is not None else default_run_dir(name), force=force)
     control = Control()
@@ -38,8 +42,9 @@ def run_headless(name: str, cfg: LabConfig, out: Path | None = None, force: bool
 
 @contextmanager
 def stop_on_signals(control: Control) -> Iterator[None]:
-    """SIGINT/SIGTERM/SIGHUP -> control.stop(); a second SIGINT raises KeyboardInterrupt."""
+    """SIGINT/SIGTERM/SIGHUP -> control.stop(reason); a second SIGINT raises KeyboardInterrupt."""
     interrupts = 0
+    terminal = terminal_fds()
 
     def on_int(signum, frame):
         nonlocal interrupts
@@ -49,9 +54,11 @@ def stop_on_signals(control: Control) -> Iterator[None]:
             raise KeyboardInterrupt
 
     def on_term(signum, frame):
-        control.stop()
+        control.stop(stop_reason(signum))
+        if signum == SIGHUP:
+            detach_from_terminal(terminal)
 
-    with handlers_installed({signal.SIGINT: on_int, **dict.fromkeys(HANGUP_SIGNALS, on_term)}):
+    with handlers_installed({signal.SIGINT: on_int, **dict.fromkeys(hangup_signals(), on_term)}):
         yield
 
 
@@ -82,7 +89,7 @@ class RichProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(
-            TextColumn("[bold]step"),
+            TextColumn("[bold]" + _("step")),
             MofNCompleteColumn(),
             BarColumn(),
             TextColumn("{task.fields[stats]}"),
@@ -105,14 +112,16 @@ class RichProgress:
 
 
 def print_result(result: RunResult, run_dir: Path) -> None:
-    line = f"{result.status}: {result.steps} steps in {result.elapsed_s:.1f}s"
+    line = _("{status}: {steps} steps in {seconds}s").format(
+        status=_(result.status), steps=result.steps, seconds=f"{result.elapsed_s:.1f}"
+    )
     if result.message and result.status != "completed":
         line += f" ({result.message})"
     final = result.final
     if final is not None and final.val_loss is not None:
-        line += f"; val_loss {fmt.num(final.val_loss)}"
+        line += _("; val_loss {value}").format(value=fmt.num(final.val_loss))
         if final.val_acc is not None:
-            line += f", val_acc {fmt.num(final.val_acc, 3)}"
+            line += _(", val_acc {value}").format(value=fmt.num(final.val_acc, 3))
     print(line)
     for f in result.findings:
         if f.kind == "healthy":
@@ -121,5 +130,5 @@ def print_result(result: RunResult, run_dir: Path) -> None:
         mark = {"error": "!!", "warn": " !", "info": " i"}.get(f.severity, "  ")
         print(f"  {mark} {f.message}")
         if f.remedy:
-            print(f"     try: {f.remedy}")
-    print(f"run directory: {run_dir}")
+            print("     " + _("try: {remedy}").format(remedy=f.remedy))
+    print(_("run directory: {path}").format(path=run_dir))

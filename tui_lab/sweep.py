@@ -10,10 +10,13 @@ the table holds the first/last hidden-layer gradient ratio at initialisation (â€
 step-0 snapshot: ~1 when gradients flow, orders of magnitude below 1 when they vanish), the final loss and
 validation accuracy, the status and the time.
 
-With `jobs > 1` the runs go to worker processes (spawned, so no state is inherited from this process), each
-on one torch thread: J small runs on J cores beat one run on J threads. Ctrl-C stops the sweep cleanly: the
+With `jobs > 1` the runs go to J long-lived worker processes, each taking run after run on one torch thread:
+J small runs on J cores beat one run on J threads. On Linux the workers are forks of a fork server that has
+imported torch once (`worker_context`), so J workers cost one import of torch, not J; this process itself never
+imports torch for a CPU sweep. Nothing else is inherited from this process. Ctrl-C stops the sweep cleanly: the
 runs under way end as `stopped` (their directories complete), the rest are not started, and the table of
-what ran is printed. A second Ctrl-C abandons the runs under way.
+what ran is printed. A second Ctrl-C abandons the runs under way. SIGTERM and a hang-up (SIGHUP: the terminal
+or the SSH connection went away) stop it like the first Ctrl-C, each stopped run's summary.json saying why.
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ from tui_lab.core import fmt
 from tui_lab.core.config import LabConfig, parse_key_value, with_overrides
 from tui_lab.core.diagnosis import grad_ratio
 from tui_lab.core.errors import UserError, one_line
+from tui_lab.core.i18n import N_, _, ngettext
 from tui_lab.core.run import ENDED_OK, Control, Snapshot
 from tui_lab.core.runlog import atomic_write, default_run_dir, prepare_run_dir
-from tui_lab.signals import handlers_installed
+from tui_lab.signals import SIGHUP, detach_from_terminal, handlers_installed, hangup_signals, stop_reason, terminal_fds
 
 CSV_NAME = "sweep.csv"
 RATIO_COLUMN = "grad_ratio_first_last"
@@ -71,33 +75,32 @@ def run_sweep(name: str, cfg: LabConfig, grid: Grid, jobs: int = 1, out: Path | 
     Every configuration is validated before anything is loaded or written."""
     runs = plan(grid)
     configs = [with_overrides(cfg, r.overrides, source="--grid " + " ".join(r.overrides)) for r in runs]
-    from tui_lab.core.trainer import resolve_device  # torch: only once the grid is good
-
-    resolve_device(cfg.train.device)  # a missing GPU is bad input, before anything is written
+    check_devices(grid, configs)  # a missing GPU is bad input, before anything is written
     out_dir = prepare_run_dir(out if out is not None else default_run_dir(f"sweep-{name}"), force=None)
 
     jobs = max(1, min(int(jobs), len(runs)))
     keys = [key for key, _ in grid]
-    print(
-        f"tui-lab sweep {name}: {len(runs)} configurations x {cfg.train.steps} steps, "
-        f"{jobs} job{'s' if jobs > 1 else ''} -> {out_dir}",
-        flush=True,
+    jobs_words = ngettext("{jobs} job", "{jobs} jobs", jobs).format(jobs=jobs)
+    head = _("{count} configurations x {steps} steps, {jobs}").format(
+        count=len(runs), steps=cfg.train.steps, jobs=jobs_words
     )
+    print(f"tui-lab sweep {name}: {head} -> {out_dir}", flush=True)
 
     state = _SweepState()
     t0 = time.perf_counter()
 
     def finished(run: SweepRun) -> None:
         state.done += 1
-        line = f"[{state.done}/{len(runs)}] {run.label}: {run.status} in {run.time_s:.1f}s"
+        outcome = _("{status} in {seconds}s").format(status=_(run.status), seconds=f"{run.time_s:.1f}")
+        line = f"[{state.done}/{len(runs)}] {run.label}: {outcome}"
         if run.final_val_acc is not None:
-            line += f", val_acc {run.final_val_acc:.3f}"
+            line += _(", val_acc {value}").format(value=f"{run.final_val_acc:.3f}")
         if run.status == "failed" and run.message:
             line += f" ({run.message})"
         print(line, flush=True)
         write_csv(out_dir / CSV_NAME, keys, runs)
 
-    with _stop_on_sigint(state):
+    with _stop_on_signals(state):
         if jobs == 1:
             _run_serial(name, configs, runs, out_dir, state, finished)
         else:
@@ -108,10 +111,12 @@ def run_sweep(name: str, cfg: LabConfig, grid: Grid, jobs: int = 1, out: Path | 
     print()
     print_table(keys, ran, stream=sys.stdout)
     skipped = len(runs) - len(ran)
-    tail = f"{len(ran)} of {len(runs)} configurations in {time.perf_counter() - t0:.1f}s"
+    tail = _("{ran} of {count} configurations in {seconds}s").format(
+        ran=len(ran), count=len(runs), seconds=f"{time.perf_counter() - t0:.1f}"
+    )
     if state.stopping:
-        tail = f"sweep stopped: {tail}; {skipped} not run"
-    print(f"{tail}; summary: {out_dir / CSV_NAME}", flush=True)
+        tail = _("sweep stopped: {what}; {skipped} not run").format(what=tail, skipped=skipped)
+    print(_("{what}; summary: {path}").format(what=tail, path=out_dir / CSV_NAME), flush=True)
     return 1 if any(r.status not in ENDED_OK for r in ran) else 0
 
 
@@ -126,17 +131,17 @@ def parse_grid(items: list[str]) -> Grid:
     be fine together and not alone (model.arch=lstm needs data.name=adding or copy), or the reverse.
     """
     if not items:
-        raise UserError("sweep: give at least one --grid KEY=V1,V2,... (e.g. --grid model.activation=sigmoid,relu)")
+        raise UserError(_("sweep: give at least one --grid KEY=V1,V2,... (e.g. --grid model.activation=sigmoid,relu)"))
     grid: Grid = []
     for item in items:
         key, text = parse_key_value(item, "--grid", "model.activation=sigmoid,relu", shape="KEY=V1,V2,...")
         values = [v.strip() for v in text.split(",")]
         if any(not v for v in values):
-            raise UserError(f"--grid {item!r}: empty value; separate values with single commas")
+            raise UserError(_("--grid {item}: empty value; separate values with single commas").format(item=repr(item)))
         if len(set(values)) != len(values):
-            raise UserError(f"--grid {item!r}: a value is listed twice")
-        if key in (k for k, _ in grid):
-            raise UserError(f"--grid {key}: given more than once; list all its values in one --grid")
+            raise UserError(_("--grid {item}: a value is listed twice").format(item=repr(item)))
+        if key in (k for k, _values in grid):
+            raise UserError(_("--grid {key}: given more than once; list all its values in one --grid").format(key=key))
         grid.append((key, values))
     return grid
 
@@ -148,7 +153,7 @@ def plan(grid: Grid) -> list[SweepRun]:
     varied = [i for i, (_, values) in enumerate(grid) if len(values) > 1] or list(range(len(grid)))
     runs: list[SweepRun] = []
     seen: set[str] = set()
-    for index, combo in enumerate(itertools.product(*(values for _, values in grid))):
+    for index, combo in enumerate(itertools.product(*(values for _key, values in grid))):
         label = safe_name(",".join(f"{short[i]}={combo[i]}" for i in varied))
         unique, n = label, 2
         while unique.lower() in seen:  # case-insensitive filesystems
@@ -171,7 +176,7 @@ def safe_name(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Running: in this process (jobs = 1) or in spawned worker processes.
+# Running: in this process (jobs = 1) or in worker processes.
 
 
 class _SweepState:
@@ -180,6 +185,7 @@ class _SweepState:
         self.stopping = False
         self.control: Control | None = None  # the serial run's Control
         self.event: Any = None  # the workers' stop event
+        self.reason: Any = None  # why the workers stop: an index into WORKER_REASONS, shared with them
 
 
 def _run_serial(name, configs, runs, out_dir, state, finished) -> None:
@@ -193,13 +199,43 @@ def _run_serial(name, configs, runs, out_dir, state, finished) -> None:
         state.control = None
 
 
-def _run_parallel(name, configs, runs, out_dir, jobs, state, finished) -> None:
+def check_devices(grid: Grid, configs: list[LabConfig]) -> None:
+    """Every device the sweep would train on is there. For cpu and auto nothing is imported: with `jobs > 1`
+    this process then never loads torch (only its workers do)."""
+    from tui_lab.core.devices import problem
+
+    in_grid = any(key == "train.device" for key, _values in grid)
+    for device in dict.fromkeys(c.train.device for c in configs):
+        why = problem(device)
+        if why is not None:
+            where = f"--grid train.device={device}" if in_grid else f'train.device = "{device}"'
+            raise UserError(f"{where}: {why}")
+
+
+def worker_context() -> Any:
+    """Where the workers come from. On Linux a fork server imports torch and the trainer once, and each worker
+    is a fork of it: a worker is ready in milliseconds and J workers share one import of torch instead of
+    paying one each (the server has touched no GPU and runs no thread, so CUDA and torch work in its forks).
+    Elsewhere spawned workers, each importing torch once for all the runs it takes."""
     import multiprocessing as mp
+
+    if sys.platform.startswith("linux") and "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["tui_lab._forkserver"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _run_parallel(name, configs, runs, out_dir, jobs, state, finished) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    ctx = mp.get_context("spawn")
-    state.event = ctx.Event()
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(state.event,))
+    from tui_lab.core.i18n import language
+
+    ctx = worker_context()
+    state.event, state.reason = ctx.Event(), ctx.Value("b", 0)
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(state.event, language(), state.reason)
+    )
     futures = {}
     try:
         for run, cfg in zip(runs, configs):
@@ -232,10 +268,17 @@ def _run_parallel(name, configs, runs, out_dir, jobs, state, finished) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _worker_init(event) -> None:
-    """Each worker: one torch thread, Ctrl-C left to the parent (which sets `event`)."""
-    global _STOP_EVENT
+def _worker_init(event, lang: str = "en", reason: Any = None) -> None:
+    """Each worker: one torch thread, Ctrl-C and a hang-up left to the parent (which sets `reason`, then
+    `event`), the sweep's language."""
+    global _STOP_EVENT, _STOP_REASON
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if SIGHUP is not None:
+        signal.signal(SIGHUP, signal.SIG_IGN)
+    _STOP_REASON = reason
+    from tui_lab.core.i18n import set_language
+
+    set_language(lang)
     os.environ["TUI_LAB_THREADS"] = "1"
     import torch
 
@@ -244,6 +287,8 @@ def _worker_init(event) -> None:
 
 
 _STOP_EVENT: Any = None
+_STOP_REASON: Any = None
+WORKER_REASONS = ("user", "hangup", "terminated")  # core/run.py STOP_REASONS, as the workers are told them
 
 
 def _worker_run(name: str, cfg: LabConfig, run_dir: str) -> dict[str, Any] | None:
@@ -256,7 +301,8 @@ def _worker_run(name: str, cfg: LabConfig, run_dir: str) -> dict[str, Any] | Non
     def watch() -> None:
         while not done.wait(0.1):
             if event is not None and event.is_set():
-                control.stop()
+                code = _STOP_REASON.value if _STOP_REASON is not None else 0
+                control.stop(WORKER_REASONS[code] if 0 <= code < len(WORKER_REASONS) else "user")
                 return
 
     threading.Thread(target=watch, daemon=True).start()
@@ -327,23 +373,35 @@ def _apply(run: SweepRun, row: dict[str, Any]) -> None:
 
 
 @contextmanager
-def _stop_on_sigint(state: _SweepState) -> Iterator[None]:
-    """First Ctrl-C: stop the runs under way (they end as `stopped`) and start no more. Second: abandon."""
+def _stop_on_signals(state: _SweepState) -> Iterator[None]:
+    """First Ctrl-C: stop the runs under way (they end as `stopped`) and start no more. Second: abandon.
+    SIGTERM and a hang-up (SIGHUP) stop the sweep like the first Ctrl-C, with their own reason in each stopped
+    run's summary.json; after a hang-up what the sweep still prints goes to /dev/null."""
+    terminal = terminal_fds()
 
-    def stop() -> None:
+    def stop(reason: str = "user") -> None:
+        if state.reason is not None and not state.stopping and reason in WORKER_REASONS:
+            state.reason.value = WORKER_REASONS.index(reason)  # before the event: the workers read it then
         state.stopping = True
         if state.control is not None:
-            state.control.stop()
+            state.control.stop(reason)
         if state.event is not None:
             state.event.set()
+
+    def on_term(signum, frame):
+        if signum == SIGHUP:
+            detach_from_terminal(terminal)
+        stop(stop_reason(signum))
 
     def on_int(signum, frame):
         if state.stopping:
             raise KeyboardInterrupt
-        print("\nstopping the sweep (Ctrl-C again to abandon the runs under way)...", file=sys.stderr, flush=True)
+        print(
+            "\n" + _("stopping the sweep (Ctrl-C again to abandon the runs under way)..."), file=sys.stderr, flush=True
+        )
         stop()
 
-    with handlers_installed({signal.SIGINT: on_int}):
+    with handlers_installed({signal.SIGINT: on_int, **dict.fromkeys(hangup_signals(), on_term)}):
         try:
             yield
         except KeyboardInterrupt:
@@ -386,13 +444,16 @@ def _cells(r: SweepRun) -> list[str]:
         fmt.sci(r.ratio, "-"),
         fmt.num(r.final_loss),
         fmt.num(r.final_val_acc, 3),
-        r.status,
+        _(r.status),
         f"{r.time_s:.1f}s",
     ]
 
 
+RESULT_HEADER = (N_("grad L1/Ln @0"), N_("final loss"), N_("val acc"), N_("status"), N_("time"))
+
+
 def table_header(keys: list[str]) -> list[str]:
-    return [*short_names(keys), "grad L1/Ln @0", "final loss", "val acc", "status", "time"]
+    return [*short_names(keys), *RESULT_HEADER]
 
 
 def print_table(keys: list[str], runs: list[SweepRun], stream: Any = None) -> None:
@@ -401,19 +462,20 @@ def print_table(keys: list[str], runs: list[SweepRun], stream: Any = None) -> No
     header = table_header(keys)
     rows = [_cells(r) for r in runs]
     n_keys = len(keys)
+    shown = [*header[:n_keys], *(_(h) for h in header[n_keys:])]  # the keys as typed, the rest translated
     if getattr(stream, "isatty", lambda: False)():
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title="sweep: gradient ratio at init (first/last hidden layer) and outcome")
+        table = Table(title=_("sweep: gradient ratio at init (first/last hidden layer) and outcome"))
         for i, h in enumerate(header):
-            table.add_column(h, justify="left" if i < n_keys or h == "status" else "right")
+            table.add_column(shown[i], justify="left" if i < n_keys or h == "status" else "right")
         for r, cells in zip(runs, rows):
             style = {"failed": "red", "diverged": "yellow", "stopped": "dim"}.get(r.status)
             table.add_row(*cells, style=style)
         Console(file=stream).print(table)
         return
-    widths = [max(len(h), *(len(c[i]) for c in rows)) if rows else len(h) for i, h in enumerate(header)]
+    widths = [max(len(h), *(len(c[i]) for c in rows)) if rows else len(h) for i, h in enumerate(shown)]
 
     def line(cells: list[str]) -> str:
         parts = [
@@ -422,7 +484,7 @@ def print_table(keys: list[str], runs: list[SweepRun], stream: Any = None) -> No
         ]
         return "  ".join(parts).rstrip()
 
-    print(line(header), file=stream)
+    print(line(shown), file=stream)
     print("  ".join("-" * w for w in widths), file=stream)
     for cells in rows:
         print(line(cells), file=stream)

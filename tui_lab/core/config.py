@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from tui_lab.core import choices
 from tui_lab.core.errors import ConfigError, UserError, did_you_mean
 from tui_lab.core.fmt import literal
+from tui_lab.core.i18n import N_, _
 
 # Literal types built from the choice table, so pydantic checks them and error messages list them.
 Arch = Literal[choices.CHOICES["arch"]]  # type: ignore[valid-type]
@@ -27,7 +28,7 @@ Init = Literal[choices.CHOICES["init"]]  # type: ignore[valid-type]
 Norm = Literal[choices.CHOICES["norm"]]  # type: ignore[valid-type]
 DataName = Literal[choices.CHOICES["data"]]  # type: ignore[valid-type]
 OptimName = Literal[choices.CHOICES["optim"]]  # type: ignore[valid-type]
-DEVICES = "auto, cpu, cuda, cuda:N or mps"
+DEVICES = N_("auto, cpu, cuda, cuda:N or mps")  # shown through _()
 
 
 def _choice(kind: str):
@@ -160,7 +161,7 @@ def loads_config(text: str, source: str | None = None) -> LabConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"not valid TOML: {exc}"], source) from None
+        raise ConfigError([_("not valid TOML: {error}").format(error=exc)], source) from None
     return parse_config(data, source)
 
 
@@ -169,15 +170,15 @@ def load_config(path: str | Path) -> LabConfig:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
+        raise UserError(_("{path}: no such file").format(path=path)) from None
     except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, not a TOML file") from None
+        raise UserError(_("{path}: is a directory, not a TOML file").format(path=path)) from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise UserError(_("{path}: cannot read ({error})").format(path=path, error=exc.strerror or exc)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"not UTF-8 text (byte {exc.start})"], str(path)) from None
+        raise ConfigError([_("not UTF-8 text (byte {byte})").format(byte=exc.start)], str(path)) from None
     return loads_config(text, str(path))
 
 
@@ -198,7 +199,7 @@ def with_overrides(cfg: LabConfig, overrides: list[str], source: str = "--set") 
             child = node.get(part)
             if not isinstance(child, dict):
                 if part in node:
-                    raise ConfigError([f"{key}: {part} is not a table"], source)
+                    raise ConfigError([_("{key}: {part} is not a table").format(key=key, part=part)], source)
                 child = node[part] = {}
             node = child
         node[parts[-1]] = parse_value(text)
@@ -210,7 +211,8 @@ def parse_key_value(item: str, flag: str, example: str, shape: str = "KEY=VALUE"
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise UserError(f"{flag} {item!r}: expected {shape}, e.g. {flag} {example}")
+        message = _("{flag} {item}: expected {shape}, e.g. {flag} {example}")
+        raise UserError(message.format(flag=flag, item=repr(item), shape=shape, example=example))
     return key, text.strip()
 
 
@@ -276,17 +278,14 @@ def _cross_checks(cfg: LabConfig) -> list[str]:
     problems = []
     allowed = choices.data_for(cfg.model.arch)
     if cfg.data.name not in allowed:
-        problems.append(
-            f'data.name = "{cfg.data.name}" does not fit model.arch = "{cfg.model.arch}"; '
-            f"{cfg.model.arch} takes {', '.join(allowed)}"
-        )
+        message = _('data.name = "{data}" does not fit model.arch = "{arch}"; {arch} takes {allowed}')
+        problems.append(message.format(data=cfg.data.name, arch=cfg.model.arch, allowed=", ".join(allowed)))
     if cfg.model.norm.startswith("batch") and cfg.train.batch_size < 2:
-        problems.append(
-            f'model.norm = "{cfg.model.norm}" needs train.batch_size >= 2 (BatchNorm learns batch statistics); '
-            f"got {cfg.train.batch_size}"
-        )
+        message = _('model.norm = "{norm}" needs train.batch_size >= 2 (BatchNorm learns batch statistics); got {size}')
+        problems.append(message.format(norm=cfg.model.norm, size=cfg.train.batch_size))
     if cfg.recurrent and cfg.model.norm.startswith("batch"):
-        problems.append(f'model.norm = "{cfg.model.norm}" is not available for recurrent models; use none or layer')
+        message = _('model.norm = "{norm}" is not available for recurrent models; use none or layer')
+        problems.append(message.format(norm=cfg.model.norm))
     return problems
 
 
@@ -331,12 +330,12 @@ def _allowed(model: Any, name: str) -> str:
     info = model.model_fields[name]
     allowed = field_choices(model, name)
     if allowed:
-        return "one of " + ", ".join(allowed)
+        return _("one of {choices}").format(choices=", ".join(allowed))
     if name == "device":
-        return DEVICES
+        return _(DEVICES)
     if info.annotation is str:
-        return "a string"
-    kind = "an integer" if info.annotation is int else "a number"
+        return _("a string")
+    kind = _("an integer") if info.annotation is int else _("a number")
     bounds = []
     for meta in info.metadata:
         if isinstance(meta, annotated_types.Ge):
@@ -347,7 +346,7 @@ def _allowed(model: Any, name: str) -> str:
             bounds.append(f"<= {literal(meta.le)}")
         elif isinstance(meta, annotated_types.Lt):
             bounds.append(f"< {literal(meta.lt)}")
-    return kind + (" " + " and ".join(bounds) if bounds else "")
+    return kind + (" " + _(" and ").join(bounds) if bounds else "")
 
 
 def field_choices(model: Any, name: str) -> tuple[str, ...]:
@@ -359,7 +358,7 @@ def field_choices(model: Any, name: str) -> tuple[str, ...]:
 def _show(value: Any) -> str:
     """A value as it would be written in TOML: strings quoted and escaped, lists on one line."""
     if isinstance(value, dict):
-        return "a table"
+        return _("a table")
     if isinstance(value, list):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     if isinstance(value, (str, bool, int, float)):
@@ -368,32 +367,36 @@ def _show(value: Any) -> str:
 
 
 def _explain_one(kind: str, loc: list[str], value: Any, ctx: dict[str, Any]) -> str:
-    key = ".".join(loc) or "(top level)"
+    key = ".".join(loc) or _("(top level)")
     model, name = _field_info(loc)
     if kind == "extra_forbidden":
         parent = loc[:-1]
         siblings = _siblings(parent)
         hint = did_you_mean(loc[-1], siblings) if siblings else ""
-        where = f"in [{'.'.join(parent)}]" if parent else "at the top level"
-        return f"unknown key {key} {where}{hint}; allowed: {', '.join(siblings)}"
+        where = _("in [{table}]").format(table=".".join(parent)) if parent else _("at the top level")
+        message = _("unknown key {key} {where}{hint}; allowed: {allowed}")
+        return message.format(key=key, where=where, hint=hint, allowed=", ".join(siblings))
     if len(loc) == 2 and loc[0] == "translations":
-        return f"{key} must be a table with title and lesson ([{key}]), got {_show(value)}"
+        return _("{key} must be a table with title and lesson ([{key}]), got {value}").format(
+            key=key, value=_show(value)
+        )
     if model is None or name is None:
         return f"{key}: {ctx.get('error') or kind}"
     allowed = _allowed(model, name)
+    shown = _show(value)
     if kind == "literal_error":
         hint = did_you_mean(value, field_choices(model, name)) if isinstance(value, str) else ""
-        return f"{key} = {_show(value)} is not {allowed}{hint}"
+        return _("{key} = {value} is not {allowed}{hint}").format(key=key, value=shown, allowed=allowed, hint=hint)
     if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"{key} must be a table ([{key}]), got {_show(value)}"
+        return _("{key} must be a table ([{key}]), got {value}").format(key=key, value=shown)
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"{key} = {_show(value)} is out of range; allowed: {allowed}"
+        return _("{key} = {value} is out of range; allowed: {allowed}").format(key=key, value=shown, allowed=allowed)
     if kind == "finite_number":
-        return f"{key} = {_show(value)} is not finite; allowed: {allowed}"
+        return _("{key} = {value} is not finite; allowed: {allowed}").format(key=key, value=shown, allowed=allowed)
     if kind == "value_error":
-        return f"{key} = {_show(value)} is not {allowed}"
+        return _("{key} = {value} is not {allowed}").format(key=key, value=shown, allowed=allowed)
     # int_type, float_type, string_type, int_from_float, bool_type, ...
-    return f"{key} = {_show(value)} has the wrong type; allowed: {allowed}"
+    return _("{key} = {value} has the wrong type; allowed: {allowed}").format(key=key, value=shown, allowed=allowed)
 
 
 def _siblings(parent: list[str]) -> list[str]:

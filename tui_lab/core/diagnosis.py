@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from tui_lab.core import choices
 from tui_lab.core.fmt import finite, sci
+from tui_lab.core.i18n import N_, _
 from tui_lab.core.run import Finding, LayerStats, Snapshot
 
 VANISH = 1e-3  # the first hidden layer gets less than this share of a later layer's weight gradient: vanishing
@@ -42,7 +44,7 @@ SETTLED = 10  # snapshots seen before a run can be called stalled
 
 @dataclass(frozen=True)
 class Remedy:
-    text: str  # "activation = relu, init = he_normal"
+    text: str  # "activation = relu, init = he_normal" (words in it are marked N_ and translated by `advise`)
     preset: str  # the lesson that shows it working
     in_use: Callable[[Any], bool] = lambda cfg: False  # the configuration already does this
     applies: Callable[[Any], bool] = lambda cfg: True  # the configuration can do this at all
@@ -78,12 +80,12 @@ RESIDUAL = Remedy("arch = resmlp", "residual-deep",
                   lambda c: choices.ARCHS[c.model.arch].residual, lambda c: c.model.arch == "mlp")  # fmt: skip
 LEAKY = Remedy("activation = leaky_relu", "leaky-relu-fix",
                applies=lambda c: _feedforward(c) and _activation(c) == "relu")  # fmt: skip
-LOWER_LR = Remedy("a lower optim.lr", "optimizers")
-RAISE_LR = Remedy("a higher optim.lr", "optimizers")
+LOWER_LR = Remedy(N_("a lower optim.lr"), "optimizers")
+RAISE_LR = Remedy(N_("a higher optim.lr"), "optimizers")
 CLIP = Remedy("optim.clip_norm = 1", "exploding-clipped", lambda c: c.optim.clip_norm > 0)
-GATED = Remedy("arch = lstm or gru", "lstm-remembers", lambda c: choices.ARCHS[c.model.arch].gated,
+GATED = Remedy(N_("arch = lstm or gru"), "lstm-remembers", lambda c: choices.ARCHS[c.model.arch].gated,
                lambda c: c.recurrent)  # fmt: skip
-SHORTER = Remedy("a shorter data.seq_len", "rnn-vanishing", applies=lambda c: c.recurrent)
+SHORTER = Remedy(N_("a shorter data.seq_len"), "rnn-vanishing", applies=lambda c: c.recurrent)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -138,7 +140,11 @@ class Context:
         """'try X (preset), or Y (preset)', leaving out what the configuration already does or cannot do."""
         cfg = self.config
         usable = [r for r in remedies if cfg is None or (r.applies(cfg) and not r.in_use(cfg))]
-        return "try " + ", or ".join(f"{r.text} ({r.preset})" for r in usable) if usable else ""
+        if not usable:
+            return ""
+        # TRANSLATORS: between two remedies: "try activation = relu (relu-he), or norm = batch_pre (...)".
+        changes = _(", or ").join(f"{_(r.text)} ({r.preset})" for r in usable)
+        return _("try {changes}").format(changes=changes)
 
     def alarmed(self, *kinds: str) -> bool:
         return any(f.kind in kinds and alarms(f) for f in self.found)
@@ -196,12 +202,20 @@ def depth(c: Context) -> Finding | None:
     # (words, ratio, threshold): the weight gradient moves the layer; the back-propagated signal is what
     # reaches it, and a net tolerates more loss there (the weight gradient also grows with the layer's input).
     ratios = [
-        (f"{first.name} gets {{r}} of {other.name}'s gradient", ratio, VANISH)
+        (partial(_("{layer} gets {r} of {other}'s gradient").format, layer=first.name, other=other.name), ratio, VANISH)
         for other in others
         for ratio in (_ratio(first.grad_norm, other.grad_norm),)
         if ratio is not None
     ] + [
-        (f"the signal back-propagated to {first.name} is {{r}} of that at {other.name}", ratio, SIGNAL)
+        (
+            partial(
+                _("the signal back-propagated to {layer} is {r} of that at {other}").format,
+                layer=first.name,
+                other=other.name,
+            ),
+            ratio,
+            SIGNAL,
+        )
         for other in others
         for ratio in (_ratio(first.act_grad_norm, other.act_grad_norm),)
         if ratio is not None
@@ -213,12 +227,16 @@ def depth(c: Context) -> Finding | None:
     words, low, bar = min(ratios, key=lambda t: t[1] / t[2])
     if low < bar:
         slope = c.traits.max_slope
-        why = f" ({_activation(c.config)}' <= {slope:g} per layer)" if c.config and slope < 1 else ""
+        why = (
+            " " + _("({activation}' <= {slope} per layer)").format(activation=_activation(c.config), slope=f"{slope:g}")
+            if c.config and slope < 1
+            else ""
+        )
         if c.config is not None and _saturating(c.config):
             remedy = c.advise(RELU_HE, BATCH_PRE)
         else:
             remedy = c.advise(HE_INIT, XAVIER, BATCH_PRE, RESIDUAL)
-        message = "vanishing gradients: " + words.format(r=sci(low)) + why
+        message = _("vanishing gradients: {what}").format(what=words(r=sci(low))) + why
         return Finding(
             "vanishing", "error" if low < 1e-6 else "warn", [first.name, others[0].name], low, message, remedy
         )
@@ -235,31 +253,32 @@ def growth(c: Context) -> Finding | None:
         first, last = hidden[0], hidden[-1]
         grad = _ratio(first.grad_norm, last.grad_norm)
         if grad is not None and grad > EXPLODE:
-            signs.append((f"{first.name} gets {sci(grad)}x {last.name}'s gradient", grad))
+            words = _("{layer} gets {ratio}x {other}'s gradient")
+            signs.append((words.format(layer=first.name, ratio=sci(grad), other=last.name), grad))
         back = _ratio(first.act_grad_norm, last.act_grad_norm)
         if back is not None and back > EXPLODE:
-            signs.append((f"the back-propagated signal grows {sci(back)}x from {last.name} down to {first.name}", back))
+            words = _("the back-propagated signal grows {ratio}x from {last} down to {first}")
+            signs.append((words.format(ratio=sci(back), last=last.name, first=first.name), back))
         forward = _ratio(last.act_std, first.act_std)
         if forward is not None and forward > GROW:
-            signs.append((f"the activations' spread grows {sci(forward)}x from {first.name} to {last.name}", forward))
+            words = _("the activations' spread grows {ratio}x from {first} to {last}")
+            signs.append((words.format(ratio=sci(forward), first=first.name, last=last.name), forward))
     loss = _ratio(c.snap.loss, c.chance_loss)
     if c.at_start and loss is not None and loss > GROW:
-        signs.append(
-            (f"the loss at initialisation is {sci(loss)}x what guessing gives: the outputs are far too large", loss)
-        )
+        words = _("the loss at initialisation is {ratio}x what guessing gives: the outputs are far too large")
+        signs.append((words.format(ratio=sci(loss)), loss))
     if not signs:
         return None
     words, size = max(signs, key=lambda t: t[1])
     layers = [hidden[0].name, hidden[-1].name] if hidden else []
     if c.clipped:
-        message = (
-            f"a growing signal: {words}; clipping (optim.clip_norm = {c.config.optim.clip_norm:g}) bounds each step"
+        message = _("a growing signal: {what}; clipping (optim.clip_norm = {clip}) bounds each step").format(
+            what=words, clip=f"{c.config.optim.clip_norm:g}"
         )
         return Finding("exploding", "info", layers, size, message, "")
     remedy = c.advise(CLIP, RELU_HE if c.config is None or not _saturating(c.config) else XAVIER, LOWER_LR)
-    return Finding(
-        "exploding", "error" if size > 1e6 else "warn", layers, size, f"exploding gradients: {words}", remedy
-    )
+    message = _("exploding gradients: {what}").format(what=words)
+    return Finding("exploding", "error" if size > 1e6 else "warn", layers, size, message, remedy)
 
 
 def fading(c: Context) -> Finding | None:
@@ -272,7 +291,9 @@ def fading(c: Context) -> Finding | None:
     if shrink is None or shrink >= SIGNAL:
         return None
     first, last = hidden[0].name, hidden[-1].name
-    message = f"activations fade with depth: {last}'s spread is {sci(shrink)} of {first}'s"
+    message = _("activations fade with depth: {last}'s spread is {ratio} of {first}'s").format(
+        last=last, ratio=sci(shrink), first=first
+    )
     return Finding("fading_signal", "warn", [first, last], shrink, message, c.advise(HE_INIT, XAVIER, BATCH_PRE))
 
 
@@ -285,7 +306,7 @@ def spike(c: Context) -> Finding | None:
     jump = total / _median(past)
     if jump <= JUMP:
         return None
-    message = f"gradient spike: total gradient norm is {sci(jump)}x its recent median"
+    message = _("gradient spike: total gradient norm is {ratio}x its recent median").format(ratio=sci(jump))
     return Finding("exploding", "warn", [], jump, message, c.advise(CLIP, LOWER_LR))
 
 
@@ -306,11 +327,13 @@ def dead(c: Context) -> Finding | None:
     if not worst:
         return None
     name, frac = max(worst, key=lambda t: t[1])
-    message = (f"dead ReLUs: {frac:.0%} of {name}'s units output 0 for every input (at the start: "
-               f"{start.get(name, 0.0):.0%}), so they get no gradient")  # fmt: skip
-    layers = [n for n, _ in worst]
+    message = _(
+        "dead ReLUs: {share} of {layer}'s units output 0 for every input (at the start: {start}), "
+        "so they get no gradient"
+    ).format(share=f"{frac:.0%}", layer=name, start=f"{start.get(name, 0.0):.0%}")
+    layers = [name] + [n for n, _ in worst if n != name]  # the one the message names first
     if not c.struggling:  # the net learns on the units it has left: wasted width, not a failure
-        return Finding("dead", "info", layers, frac, message + "; the rest still learn the task", "")
+        return Finding("dead", "info", layers, frac, message + _("; the rest still learn the task"), "")
     return Finding("dead", "error" if frac >= 0.9 else "warn", layers, frac, message, c.advise(LOWER_LR, LEAKY))
 
 
@@ -321,8 +344,10 @@ def saturated(c: Context) -> Finding | None:
     if not worst:
         return None
     name, frac = max(worst, key=lambda t: t[1])
-    act = _activation(c.config) if c.config else "the activation"
-    message = f"saturated units: {frac:.0%} of {name}'s outputs sit at the flat ends of {act}"
+    act = _activation(c.config) if c.config else _("the activation")
+    message = _("saturated units: {share} of {layer}'s outputs sit at the flat ends of {activation}").format(
+        share=f"{frac:.0%}", layer=name, activation=act
+    )
     return Finding("saturated", "info", [n for n, _ in worst], frac, message, "")
 
 
@@ -338,7 +363,7 @@ def update_size(c: Context) -> Finding | None:
     if not ratios:
         return None
     median = ratios[len(ratios) // 2]
-    size = f"a step changes the weights by {sci(median)} of their size (healthy is ~1e-3)"
+    size = _("a step changes the weights by {ratio} of their size (healthy is ~1e-3)").format(ratio=sci(median))
     cfg = c.config
     normalised = bool(cfg and cfg.model.norm != "none")
     # Momentum's steps build up to 1/(1 - momentum) times the first one along a steady direction.
@@ -350,11 +375,13 @@ def update_size(c: Context) -> Finding | None:
     )
     if huge:
         if settled > median and median <= UPDATE_HIGH:
-            size += f"; with momentum it builds up to about {sci(settled)}"
-        return Finding("update_ratio", "warn", [], median, f"huge updates: {size}", c.advise(LOWER_LR, CLIP))
+            size += _("; with momentum it builds up to about {ratio}").format(ratio=sci(settled))
+        message = _("huge updates: {what}").format(what=size)
+        return Finding("update_ratio", "warn", [], median, message, c.advise(LOWER_LR, CLIP))
     explained = c.alarmed("vanishing", "fading_signal") or c.clipping or c.weak_gradient(median)
     if settled < UPDATE_LOW and not explained and (c.at_start or c.stalled):
-        return Finding("update_ratio", "info", [], median, f"tiny updates: {size}", c.advise(RAISE_LR))
+        message = _("tiny updates: {what}").format(what=size)
+        return Finding("update_ratio", "info", [], median, message, c.advise(RAISE_LR))
     return None
 
 
@@ -369,11 +396,15 @@ def through_time(c: Context) -> Finding | None:
         return None
     gated = bool(c.config and choices.ARCHS[c.config.model.arch].gated)
     if ratio < VANISH and (not gated or (c.stalled and not c.at_start)):
-        message = f"vanishing through time: step 1 gets {sci(ratio)} of step {len(tgn)}'s gradient"
+        message = _("vanishing through time: step 1 gets {ratio} of step {last}'s gradient").format(
+            ratio=sci(ratio), last=len(tgn)
+        )
         return Finding("vanishing_time", "error" if ratio < 1e-6 else "warn", steps, ratio, message,
                        c.advise(GATED, SHORTER))  # fmt: skip
     if ratio > EXPLODE and not c.clipped:
-        message = f"exploding through time: step 1 gets {sci(ratio)}x step {len(tgn)}'s gradient"
+        message = _("exploding through time: step 1 gets {ratio}x step {last}'s gradient").format(
+            ratio=sci(ratio), last=len(tgn)
+        )
         return Finding("exploding_time", "warn", steps, ratio, message, c.advise(CLIP))
     return None
 
@@ -393,8 +424,9 @@ def stalled(c: Context) -> Finding | None:
     else:
         remedy = c.advise(HE_INIT, BATCH_PRE)
     share = loss / c.chance_loss
-    message = (f"not learning: the loss stopped falling at {sci(loss)}, {share:.0%} of what guessing gives "
-               f"({sci(c.chance_loss)})")  # fmt: skip
+    message = _("not learning: the loss stopped falling at {loss}, {share} of what guessing gives ({chance})").format(
+        loss=sci(loss), share=f"{share:.0%}", chance=sci(c.chance_loss)
+    )
     return Finding("stalled", "warn", [], loss, message, remedy)
 
 
@@ -418,13 +450,22 @@ class Breakdown:
     @property
     def text(self) -> str:
         if self.quantity == "weights":
-            return f"the weights of {self.layer} were already NaN/Inf (an earlier update broke them)"
+            return _("the weights of {layer} were already NaN/Inf (an earlier update broke them)").format(
+                layer=self.layer
+            )
         if self.quantity == "activations":
-            where = "the network's output" if self.layer == "out" else f"{self.layer}'s output"
-            return f"{where} overflowed to Inf/NaN in the forward pass ({self.count} values)"
+            if self.layer == "out":
+                return _("the network's output overflowed to Inf/NaN in the forward pass ({count} values)").format(
+                    count=self.count
+                )
+            return _("{layer}'s output overflowed to Inf/NaN in the forward pass ({count} values)").format(
+                layer=self.layer, count=self.count
+            )
         if self.quantity == "gradients":
-            return f"the gradient overflowed to Inf/NaN at {self.layer} on its way back ({self.count} values)"
-        return "the loss itself overflowed while every layer stayed finite"
+            return _("the gradient overflowed to Inf/NaN at {layer} on its way back ({count} values)").format(
+                layer=self.layer, count=self.count
+            )
+        return _("the loss itself overflowed while every layer stayed finite")
 
     def to_dict(self) -> dict[str, object]:
         return {"layer": self.layer, "quantity": self.quantity, "count": self.count}
@@ -446,8 +487,8 @@ def breakdown(layers: Sequence[LayerStats]) -> Breakdown | None:
 
 def diverged(c: Context) -> Finding:
     where = breakdown(c.snap.layers)
-    said = f"training diverged at step {c.snap.step}: " + (
-        where.text if where else "the loss or the gradients became NaN/Inf"
+    said = _("training diverged at step {step}: {where}").format(
+        step=c.snap.step, where=where.text if where else _("the loss or the gradients became NaN/Inf")
     )
     return Finding("nonfinite", "error", [where.layer] if where else [], None, said, c.advise(LOWER_LR, CLIP, RELU_HE))
 
@@ -474,7 +515,7 @@ def diagnose(
         if finding is not None:
             c.found.append(finding)
     if not any(alarms(f) for f in c.found) and finite(snapshot.loss) is not None:
-        c.found.insert(0, Finding("healthy", "info", [], None, "gradients look healthy in every layer", ""))
+        c.found.insert(0, Finding("healthy", "info", [], None, _("gradients look healthy in every layer"), ""))
     return c.found
 
 

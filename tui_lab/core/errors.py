@@ -25,8 +25,10 @@ class ConfigError(UserError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean relu?)' when a choice is close to `word`, else ''."""
+    from tui_lab.core.i18n import _
+
     close = difflib.get_close_matches(str(word).lower(), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return _(" (did you mean {choice}?)").format(choice=close[0]) if close else ""
 
 
 def one_line(exc: BaseException) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from tui_lab.core.i18n import _
+
 if TYPE_CHECKING:
     from tui_lab.core.run import Snapshot
 
@@ -89,19 +91,21 @@ def literal(x: float) -> str:
 
 def metrics(snap: Snapshot) -> list[str]:
     """The numbers of a snapshot: 'loss 1.099', 'acc 0.333', 'val 1.1/0.33' (validation loss/accuracy)."""
-    parts = [f"loss {num(snap.loss)}"]
+    parts = [_("loss {value}").format(value=num(snap.loss))]
     if snap.acc is not None:
-        parts.append(f"acc {num(snap.acc, 3)}")
+        parts.append(_("acc {value}").format(value=num(snap.acc, 3)))
     if snap.val_loss is not None:
-        parts.append(f"val {num(snap.val_loss)}" + (f"/{num(snap.val_acc, 3)}" if snap.val_acc is not None else ""))
+        value = num(snap.val_loss) + (f"/{num(snap.val_acc, 3)}" if snap.val_acc is not None else "")
+        parts.append(_("val {value}").format(value=value))
     return parts
 
 
 def speed(snap: Snapshot) -> list[str]:
     """'2.5k samples/s', 'ETA 0:21'."""
-    return [f"{rate(snap.samples_per_s)} samples/s", f"ETA {eta(snap.eta_s)}"]
+    return [_("{rate} samples/s").format(rate=rate(snap.samples_per_s)), _("ETA {time}").format(time=eta(snap.eta_s))]
 
 
 def metrics_line(snap: Snapshot) -> str:
     """One progress line: 'step 11/200  loss 1.099  acc 0.333  2.5k samples/s  ETA 0:21'."""
-    return "  ".join([f"step {snap.step + 1}/{snap.total_steps}", *metrics(snap), *speed(snap)])
+    step = _("step {step}/{total}").format(step=snap.step + 1, total=snap.total_steps)
+    return "  ".join([step, *metrics(snap), *speed(snap)])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tui_lab.core.config import LabConfig, load_config
 from tui_lab.core.errors import UserError, did_you_mean
+from tui_lab.core.i18n import _
 
 PRESETS_ENV = "TUI_LAB_PRESETS"
 
@@ -48,12 +49,12 @@ def _scan(directory: Path, warn: Callable[[str], None] | None) -> dict[str, Path
         entries = sorted(directory.glob("*.toml"))
     except OSError as exc:
         if warn:
-            warn(f"{directory}: cannot list presets ({exc.strerror or exc}); skipped")
+            warn(_("{path}: cannot list presets ({error}); skipped").format(path=directory, error=exc.strerror or exc))
         return found
     for path in entries:
         if not os.access(path, os.R_OK) or not path.is_file():
             if warn:
-                warn(f"{path}: not readable; skipped")
+                warn(_("{path}: not readable; skipped").format(path=path))
             continue
         found[path.stem] = path
     return found
@@ -79,17 +80,15 @@ def resolve(spec: str, warn: Callable[[str], None] | None = None) -> tuple[str, 
     if looks_like_path(spec):
         path = Path(spec).expanduser()
         if not path.exists():
-            raise UserError(f"{spec}: no such file")
+            raise UserError(_("{path}: no such file").format(path=spec))
         return path.stem, path
     refs = discover(warn)
     if spec in refs:
         return spec, refs[spec].path
     names = list(refs)
     hint = did_you_mean(spec, names)
-    raise UserError(
-        f"no preset named {spec!r}{hint}; run `tui-lab presets` to list them "
-        f"({', '.join(names) if names else 'none found'})"
-    )
+    message = _("no preset named {name}{hint}; run `tui-lab presets` to list them ({names})")
+    raise UserError(message.format(name=repr(spec), hint=hint, names=", ".join(names) if names else _("none found")))
 
 
 def load_preset(spec: str, warn: Callable[[str], None] | None = None) -> tuple[str, LabConfig]:
@@ -102,7 +101,7 @@ def read_title(path: Path, lang: str = "en") -> str:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return f"(unreadable: {exc})"
+        return _("(unreadable: {error})").format(error=exc)
     tr = data.get("translations", {})
     localized = tr.get(lang, {}) if isinstance(tr, dict) else {}
     title = (localized.get("title") if isinstance(localized, dict) else None) or data.get("title", "")

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tui_lab.core.fmt import num
+from tui_lab.core.i18n import N_, _
 
 if TYPE_CHECKING:
     from tui_lab.core.config import LabConfig
@@ -27,6 +28,18 @@ Status = Literal["completed", "diverged", "stopped", "failed"]
 # A diverged or user-stopped run is an outcome, not an error: only a failure makes the command fail.
 EXIT_CODES: dict[str, int] = {"completed": 0, "diverged": 0, "stopped": 0, "failed": 1}
 ENDED_OK = tuple(status for status, code in EXIT_CODES.items() if code == 0)
+# Why a `stopped` run stopped (summary.json "reason"; its "message" is the sentence, in the run's language).
+STOP_REASONS: dict[str, str] = {
+    "user": N_("stopped by the user"),  # a key in the TUI, Ctrl-C, a sweep's Ctrl-C
+    "hangup": N_("the terminal hung up (SIGHUP: the SSH connection dropped?)"),
+    "terminated": N_("terminated by a signal (SIGTERM)"),
+    "interrupted": N_("interrupted"),  # a second Ctrl-C: stopped mid-step
+}
+# The words a run's state and pace are shown with (`_(state)`): machine names in files, translated on screen.
+STATE_WORDS = (
+    *(N_("idle"), N_("loading"), N_("running"), N_("paused"), N_("completed"), N_("diverged"), N_("stopped")),
+    *(N_("failed"), N_("following"), N_("replay"), N_("slow"), N_("normal"), N_("max")),
+)
 
 
 class Control:
@@ -36,6 +49,7 @@ class Control:
         self._cond = threading.Condition()
         self._paused = False
         self._stopped = False
+        self.reason = ""  # why it was stopped: a key of STOP_REASONS (the first stop's)
         self._steps = 0  # single steps granted while paused
         self.waited_s = 0.0  # time the trainer has spent paused (kept out of samples/s and the ETA)
         self.histogram_layer: int | None = None  # which probe point's gradient histogram the UI wants
@@ -68,6 +82,7 @@ class Control:
         """A stopped or finished run may go on (extended): forget the stop."""
         with self._cond:
             self._stopped = False
+            self.reason = ""
             self._paused = False
             self._steps = 0
 
@@ -108,8 +123,12 @@ class Control:
             self._steps += 1
             self._cond.notify_all()
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "user") -> None:
+        """Stop after the current step. The first stop's `reason` (STOP_REASONS) is kept: the clean-up after a
+        hang-up stops the run again, and it stays a hang-up."""
         with self._cond:
+            if not self._stopped:
+                self.reason = reason
             self._stopped = True
             self._cond.notify_all()
 
@@ -180,7 +199,7 @@ class Change:
     def label(self) -> str:
         """'lr 0.1→0.01' (for the curves' marks)."""
         name = self.key.rsplit(".", 1)[-1]
-        return f"{name} {num(self.was, 3)}→{num(self.to, 3)}" + ("" if self.applied else " (unused)")
+        return f"{name} {num(self.was, 3)}→{num(self.to, 3)}" + ("" if self.applied else _(" (unused)"))
 
 
 @dataclass
@@ -387,6 +406,7 @@ class RunResult:
     device: str = ""
     divergence: dict[str, Any] | None = None  # where a diverged run broke: step, layer, quantity
     changes: list[Change] = field(default_factory=list)  # every hyperparameter changed during the run
+    reason: str = ""  # a stopped run: why (a key of STOP_REASONS)
 
     @property
     def final(self) -> Snapshot | None:
@@ -396,7 +416,7 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         """summary.json."""
         final = self.final
-        return {
+        summary: dict[str, Any] = {
             "status": self.status,
             "steps": self.steps,
             "message": self.message,
@@ -408,6 +428,9 @@ class RunResult:
             "findings": [f.to_dict() for f in self.findings],
             "changes": [c.to_dict() for c in self.changes],
         }
+        if self.status == "stopped" and self.reason:
+            summary["reason"] = self.reason
+        return summary
 
 
 class Sink(Protocol):

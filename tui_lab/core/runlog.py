@@ -17,6 +17,7 @@ from typing import Any
 
 from tui_lab.core.config import LabConfig, dumps_config, load_config
 from tui_lab.core.errors import UserError
+from tui_lab.core.i18n import _
 from tui_lab.core.run import Learned, RunMeta, RunResult, Snapshot
 
 RUNS_ENV = "TUI_LAB_RUNS"
@@ -63,18 +64,21 @@ def prepare_run_dir(directory: str | Path, force: bool | None = False) -> Path:
     otherwise, before anything is written."""
     path = Path(directory).expanduser()
     if path.exists() and not path.is_dir():
-        raise UserError(f"--out {path}: exists and is not a directory")
+        raise UserError(_("--out {path}: exists and is not a directory").format(path=path))
     if path.is_dir() and any(path.iterdir()) and not force:
         if force is None:
-            raise UserError(f"--out {path}: exists and is not an empty directory; choose another")
-        raise UserError(f"--out {path}: directory is not empty; choose another, or add --force to overwrite it")
+            raise UserError(_("--out {path}: exists and is not an empty directory; choose another").format(path=path))
+        message = _("--out {path}: directory is not empty; choose another, or add --force to overwrite it")
+        raise UserError(message.format(path=path))
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"--out {path}: cannot write there ({exc.strerror or exc})") from None
+        raise UserError(
+            _("--out {path}: cannot write there ({error})").format(path=path, error=exc.strerror or exc)
+        ) from None
     return path
 
 
@@ -271,5 +275,5 @@ def read_meta(directory: str | Path, config: LabConfig | None = None) -> tuple[R
 def read_run_config(directory: str | Path) -> LabConfig:
     path = Path(directory) / "config.toml"
     if not path.is_file():
-        raise UserError(f"{directory}: not a run directory (no config.toml)")
+        raise UserError(_("{path}: not a run directory (no config.toml)").format(path=directory))
     return load_config(path)

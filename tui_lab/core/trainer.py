@@ -17,40 +17,34 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tui_lab.core import choices
+from tui_lab.core import choices, devices
 from tui_lab.core.config import LabConfig
 from tui_lab.core.data import Dataset, build_dataset
 from tui_lab.core.diagnosis import breakdown, diagnose
 from tui_lab.core.errors import UserError, one_line
 from tui_lab.core.fmt import finite
+from tui_lab.core.i18n import _
 from tui_lab.core.learned import LearnedClock, probe_for
 from tui_lab.core.models import build_model
 from tui_lab.core.optim import apply_live, make_optimizer
 from tui_lab.core.probes import Probes, Reading
-from tui_lab.core.run import Change, Control, RunMeta, RunResult, Sink, Snapshot
+from tui_lab.core.run import STOP_REASONS, Change, Control, RunMeta, RunResult, Sink, Snapshot
 
 EVAL_CHUNK = 2048  # validation samples per forward pass
 
 
 def resolve_device(spec: str) -> torch.device:
-    """'auto' -> cuda, then mps, then cpu. A device that is not there is the user's error."""
-    mps = getattr(torch.backends, "mps", None)
-    mps_ok = mps is not None and mps.is_available()
+    """'auto' -> cuda, then mps, then cpu. A device that is not there is the user's error (core/devices.py)."""
+    why = devices.problem(spec, torch)
+    if why is not None:
+        raise UserError(f'train.device = "{spec}": {why}')
     if spec == "auto":
+        mps = getattr(torch.backends, "mps", None)
+        mps_ok = mps is not None and mps.is_available()
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_ok else "cpu")
     if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f'train.device = "{spec}": CUDA is not available on this machine; use cpu or auto')
-        index = int(spec.split(":")[1]) if ":" in spec else 0
-        count = torch.cuda.device_count()
-        if index >= count:
-            raise UserError(f'train.device = "{spec}": no such GPU; this machine has cuda:0 .. cuda:{count - 1}')
-        return torch.device("cuda", index)
-    if spec == "mps":
-        if not mps_ok:
-            raise UserError('train.device = "mps": Apple MPS is not available on this machine; use cpu or auto')
-        return torch.device("mps")
-    return torch.device("cpu")
+        return torch.device("cuda", int(spec.split(":")[1]) if ":" in spec else 0)
+    return torch.device(spec)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -217,7 +211,7 @@ class Trainer:
         try:
             result = body()
         except KeyboardInterrupt:
-            result.status, result.message = "stopped", "interrupted"
+            result.status, result.reason, result.message = "stopped", "interrupted", _(STOP_REASONS["interrupted"])
         except UserError as exc:
             result.status, result.message = "failed", str(exc)
         except Exception as exc:  # noqa: BLE001 - any failure becomes the run's status, never a crash
@@ -303,7 +297,9 @@ class Trainer:
         for step in range(start, total):
             mode = control.wait()
             if mode == "stop":
-                result.status, result.message = "stopped", "stopped by the user"
+                reason = control.reason or "user"
+                result.status, result.reason = "stopped", reason
+                result.message = _(STOP_REASONS.get(reason, STOP_REASONS["user"]))
                 break
             changes = control.take_changes()
             if changes:
@@ -314,7 +310,8 @@ class Trainer:
             logits, loss = forward_backward(probes.start(xb) if capture else xb, yb)
             value = interval.add(loss, logits, yb, classify)
             if value is not None and not math.isfinite(value):  # before the step: the weights are as they broke
-                return self._diverged(result, autopsy(step, xb, yb), f"the loss became {value} at step {step}")
+                message = _("the loss became {value} at step {step}").format(value=value, step=step)
+                return self._diverged(result, autopsy(step, xb, yb), message)
 
             val_loss = val_acc = learned = None
             if capture:
@@ -343,7 +340,8 @@ class Trainer:
                             val_acc=finite(val_acc))  # fmt: skip
             if snap.loss is None:  # on a GPU the loss is checked here, once per snapshot
                 probes.restore_weights()  # as they were before this step's update
-                return self._diverged(result, autopsy(step, xb, yb), f"the loss became non-finite by step {step}")
+                message = _("the loss became non-finite by step {step}").format(step=step)
+                return self._diverged(result, autopsy(step, xb, yb), message)
             if control.histogram_layer is not None:
                 snap.histogram = probes.histogram(control.histogram_layer)
             snap.learned = learned
@@ -392,5 +390,7 @@ class Trainer:
 def _describe(exc: BaseException) -> str:
     text = one_line(exc)
     if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text.lower():
-        return f"out of memory on the device ({text[:160]}); lower train.batch_size or model.width"
+        return _("out of memory on the device ({error}); lower train.batch_size or model.width").format(
+            error=text[:160]
+        )
     return text[:300]

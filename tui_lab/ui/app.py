@@ -16,16 +16,18 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-from textual import work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from tui_lab.core.config import LabConfig
 from tui_lab.core.errors import UserError
+from tui_lab.core.i18n import _, set_language
 from tui_lab.core.run import PACES
-from tui_lab.ui import commands
+from tui_lab.ui import commands, glyphs, palette, term_modes
 from tui_lab.ui.baseline import from_run_dir, from_view
 from tui_lab.ui.components.config_panel import ConfigPanel
+from tui_lab.ui.components.findings import FindingsPanel
 from tui_lab.ui.main_screen import POLL_S, VIEW_KEYS, LabScreen
 from tui_lab.ui.runs import LiveRun, RecordedRun, Run
 from tui_lab.ui.state import LabState
@@ -34,7 +36,8 @@ PREWARM_AFTER_S = 0.3  # torch loads once the first frame is up
 
 
 class LabApp(App[int]):
-    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere find it too
+    # Absolute: subclasses elsewhere find them too. modes.tcss: ASCII and NO_COLOR (ui/term_modes.py).
+    CSS_PATH = [Path(__file__).with_name("app.tcss"), Path(__file__).with_name("modes.tcss")]
     TITLE = "tui-lab"
     AUTO_FOCUS = None  # keys go to the app until the user tabs (or presses e) into the config panel
     BINDINGS = commands.BINDINGS
@@ -48,7 +51,10 @@ class LabApp(App[int]):
         poll_s: float = POLL_S,
         open_picker: bool = False,
     ) -> None:
+        set_language(lang)  # every word on screen from here on (the findings too: the trainer thread reads it)
         super().__init__()
+        term_modes.prepare(self)  # ASCII mode (ui/glyphs.py), chosen before the app is made
+        commands.translate_bindings(self)
         self.lang = lang
         self.open_picker = open_picker  # plain `tui-lab`: start in the preset picker
         self.lab = LabState(cfg or LabConfig(), preset_name or "custom")
@@ -60,9 +66,30 @@ class LabApp(App[int]):
         self.lab.pace, self.lab.want_layer = screen.pace, screen.layer
         if screen.view != "auto" and screen.view in VIEW_KEYS:
             self.main.view_index = VIEW_KEYS.index(screen.view)
+            self.main.view_chosen = True
 
     def get_default_screen(self) -> Screen:
         return self.main
+
+    # -- the terminal: ASCII, NO_COLOR, 16 colours (ui/term_modes.py) ----------------------------------
+
+    def get_driver_class(self):  # type: ignore[no-untyped-def]
+        base = super().get_driver_class()
+        return term_modes.ascii_driver(base) if glyphs.G.ascii else base
+
+    def get_line_filters(self):  # type: ignore[no-untyped-def]
+        return term_modes.line_filters(self, super().get_line_filters())
+
+    def get_key_display(self, binding) -> str:  # type: ignore[no-untyped-def]
+        return glyphs.text(super().get_key_display(binding))
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information", **kwargs) -> None:  # type: ignore[override]
+        """In ASCII mode spelled out; without colour, an error or a warning says so with its mark."""
+        if palette.no_color() and severity in ("error", "warning"):
+            mark = glyphs.G.error if severity == "error" else glyphs.G.warn
+            title = f"{mark} {title}" if title else title
+            message = message if title else f"{mark} {message}"
+        super().notify(glyphs.text(message), title=glyphs.text(title), severity=severity, **kwargs)  # type: ignore[arg-type]
 
     def on_mount(self) -> None:
         if not self.lab.read_only:
@@ -92,18 +119,24 @@ class LabApp(App[int]):
         panel = self.main.config_panel
         cfg = panel.current()
         if cfg is None:
-            self.lab.message = "invalid config: " + "; ".join(panel.problems)
-            self.notify("cannot start: " + "\n".join(panel.problems), severity="error", title="invalid config")
+            self.lab.message = _("invalid config: {problems}").format(problems="; ".join(panel.problems))
+            self.notify(
+                _("cannot start: {problems}").format(problems="\n".join(panel.problems)),
+                severity="error",
+                title=_("invalid config"),
+            )
             self._changed()
             return False
         try:
             run = LiveRun.create(cfg, self.lab.name_for(cfg), self.lab.hist_layer, step=step)
             run.control.pace = PACES[self.lab.pace]
         except (UserError, OSError) as exc:
-            self.notify(f"cannot write the run directory: {exc}", severity="error")
+            self.notify(_("cannot write the run directory: {error}").format(error=exc), severity="error")
             return False
         previous = self.lab.replace_run(run)
         self.lab.message = ""
+        if self.main.view_index == 0 and not self.main.view_chosen:  # a run is watched in its gradients
+            self.main.view_index = 1
         self.main.arrange_panels()
         self._train(run, previous)
         self._changed()
@@ -139,9 +172,11 @@ class LabApp(App[int]):
         return True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):  # Textual's, in the current language
+            yield command._replace(title=_(command.title), help=_(command.help))
         for command in commands.PALETTE:
-            yield SystemCommand(command.title, command.help, partial(self.run_action, command.action))
+            help_text = f"{command.key_name}: {_(command.what)}"
+            yield SystemCommand(_(command.title), help_text, partial(self.run_action, command.action))
 
     def action_run(self) -> None:
         run = self.lab.active
@@ -150,7 +185,7 @@ class LabApp(App[int]):
         elif run.control.paused:
             run.control.resume()
         else:
-            self.notify("already running: p pauses, x stops, n starts a new run")
+            self.notify(_("already running: p pauses, x stops, n starts a new run"))
         self._changed()
 
     def action_new_run(self) -> None:
@@ -186,13 +221,16 @@ class LabApp(App[int]):
         """A finished run goes on for as many steps again, in the same run directory."""
         run = self.lab.run
         if not isinstance(run, LiveRun) or not run.can_extend:
-            why = "still running" if self.lab.active is not None else "only a completed or stopped run of this session"
-            self.notify(f"cannot go on: {why}", severity="warning")
+            if self.lab.active is not None:
+                why = _("still running")
+            else:
+                why = _("only a completed or stopped run of this session")
+            self.notify(_("cannot go on: {why}").format(why=why), severity="warning")
             return
         more = run.first_steps
         run.scrub_to(-1)
         self._extend(run, more)
-        self.notify(f"going on for {more} more steps (c adds more once it ends)")
+        self.notify(_("going on for {more} more steps (c adds more once it ends)").format(more=more))
         self._changed()
 
     def on_config_panel_edited(self, event: ConfigPanel.Edited) -> None:
@@ -208,7 +246,15 @@ class LabApp(App[int]):
             return
         run.live[event.key] = event.value
         run.control.change(event.key, event.value)
-        self.notify(f"{event.key} = {event.value:g} from the next step (recorded in the run directory)")
+        message = _("{key} = {value} from the next step (recorded in the run directory)")
+        self.notify(message.format(key=event.key, value=f"{event.value:g}"))
+
+    def action_command_palette(self) -> None:
+        """Textual's command palette, its search field's placeholder in the current language."""
+        from textual.command import CommandPalette
+
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(placeholder=_("Search for commands…"), id="--command-palette"))
 
     async def action_quit(self) -> None:
         if not self.stop_and_join(1.0):
@@ -229,7 +275,9 @@ class LabApp(App[int]):
                 self.notify(str(exc), severity="error", timeout=10)
                 return
             self.load_config(cfg, name)
-            self.notify(f"loaded preset {name}: press r to run", title=cfg.title_for(self.lang) or name)
+            self.notify(
+                _("loaded preset {name}: press r to run").format(name=name), title=cfg.title_for(self.lang) or name
+            )
 
         self.push_screen(PresetPicker(self.lang), loaded)
 
@@ -244,6 +292,7 @@ class LabApp(App[int]):
         self.lab.want_layer = cfg.screen.layer
         self.main.config_panel.load(cfg)
         if cfg.screen.view != "auto" and cfg.screen.view in VIEW_KEYS:
+            self.main.view_chosen = True
             self.main.show_view(VIEW_KEYS.index(cfg.screen.view))
         self.main.arrange_panels()
         self._changed()
@@ -253,22 +302,63 @@ class LabApp(App[int]):
 
         cfg = self.main.config_panel.base
         title = cfg.title_for(self.lang) or self.lab.preset
-        self.push_screen(LessonScreen(f"{self.lab.preset}: {title}", cfg.lesson_for(self.lang).strip()))
+        lesson = glyphs.text(cfg.lesson_for(self.lang).strip())  # ASCII mode: ← → spelled <- ->
+        self.push_screen(LessonScreen(glyphs.text(f"{self.lab.preset}: {title}"), lesson))
+
+    def action_help(self) -> None:
+        """Every key, by section, from the command table (F1, h); esc, F1, h or q closes it."""
+        from tui_lab.ui.screens import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # -- screenshots (the palette's "Screenshot", action_screenshot) ---------------------------------------
+
+    def screenshot_dir(self) -> Path:
+        """Where a screenshot goes: the run directory of the run on screen, else the current directory (Textual's
+        default, ~/Downloads, need not exist on a server)."""
+        run_dir = self.lab.run.run_dir if self.lab.run is not None else None
+        if run_dir is not None and Path(run_dir).is_dir():
+            return Path(run_dir).resolve()
+        return Path.cwd()
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        return super().deliver_screenshot(filename, path or str(self.screenshot_dir()), time_format)
+
+    @on(events.DeliveryComplete)
+    def _screenshot_saved(self, event: events.DeliveryComplete) -> None:
+        if event.name == "screenshot":
+            event.prevent_default()  # instead of Textual's message: the full path, in the lab's language
+            where = str(event.path) if event.path is not None else ""
+            self.notify(_("saved to {path}").format(path=where), title=_("Screenshot"), markup=False, timeout=8)
+
+    @on(events.DeliveryFailed)
+    def _screenshot_failed(self, event: events.DeliveryFailed) -> None:
+        if event.name == "screenshot":
+            event.prevent_default()
+            self.notify(
+                _("could not save the screenshot: {error}").format(error=event.exception),
+                title=_("Screenshot"),
+                severity="error",
+                markup=False,
+            )
 
     def action_pin(self) -> None:
         view = self.lab.view()
         run = self.lab.run
         if run is None or view is None or not view.history:
-            self.notify("nothing to pin yet: run first (r)", severity="warning")
+            self.notify(_("nothing to pin yet: run first (r)"), severity="warning")
             return
         self.lab.baseline = from_view(run.cfg, self.lab.preset, view, str(run.run_dir or ""))
-        self.notify("pinned as the baseline: edit the config and press n to compare (B clears)")
+        self.notify(_("pinned as the baseline: edit the config and press n to compare (B clears)"))
         self._changed()
 
     def action_unpin(self) -> None:
         if self.lab.baseline is not None:
             self.lab.baseline = None
-            self.notify("baseline cleared")
+            self.notify(_("baseline cleared"))
             self._changed()
 
     def action_pick_baseline(self) -> None:
@@ -283,7 +373,7 @@ class LabApp(App[int]):
         except UserError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.notify(f"baseline: {path.name}")
+        self.notify(_("baseline: {name}").format(name=path.name))
         self._changed()
 
     def action_loss_scale(self) -> None:
@@ -293,10 +383,20 @@ class LabApp(App[int]):
         self._changed()
 
     def action_next_view(self) -> None:
+        self.main.view_chosen = True
         self.main.show_view(self.main.view_index + 1)
 
     def action_view(self, index: int) -> None:
+        self.main.view_chosen = True
         self.main.show_view(index)
+
+    def action_findings(self) -> None:
+        """Focus the findings panel (view 2 when it is not on screen), so ↑/↓ scroll what does not fit."""
+        panel = self.main.query_one(FindingsPanel)
+        if not panel.display:
+            self.main.view_chosen = True
+            self.main.show_view(1)
+        self.call_after_refresh(panel.focus)
 
     def action_edit(self) -> None:
         if not self.main.wide:
@@ -332,11 +432,18 @@ class LabApp(App[int]):
 
 
 def run_app(
-    preset_name: str | None = None, cfg: LabConfig | None = None, lang: str = "en", show_dir: Path | None = None
+    preset_name: str | None = None,
+    cfg: LabConfig | None = None,
+    lang: str = "en",
+    show_dir: Path | None = None,
+    ascii: bool = False,
 ) -> int:
-    """Open the TUI (the CLI calls exactly this). Returns the exit code."""
+    """Open the TUI (the CLI calls exactly this). Returns the exit code. `ascii`: --ascii (else the environment
+    decides: ui/glyphs.py)."""
+    glyphs.use(glyphs.choose(ascii)[0])
     bare = preset_name is None and cfg is None and show_dir is None
     app = LabApp(preset_name=preset_name, cfg=cfg, lang=lang, show_dir=show_dir, open_picker=bare)
+    term_modes.fit_colours(app)
     try:
         with _finish_run_on_hangup(app):
             code = app.run()
@@ -348,11 +455,12 @@ def run_app(
 @contextmanager
 def _finish_run_on_hangup(app: LabApp) -> Iterator[None]:
     """While the TUI is up, SIGHUP (the SSH connection dropped) or SIGTERM stops the run, waits for its run
-    directory to be complete (summary: stopped), then leaves. The terminal may be gone, so nothing is drawn:
-    the process exits at once with the conventional 128 + signal number."""
+    directory to be complete (summary: stopped, with the reason "hangup" or "terminated"), then leaves. The
+    terminal may be gone, so nothing is drawn: the process exits at once with the conventional 128 + signal
+    number."""
     import signal
 
-    from tui_lab.signals import HANGUP_SIGNALS, handlers_installed
+    from tui_lab.signals import handlers_installed, hangup_signals, stop_reason
 
     saved_tty = None
     try:
@@ -363,6 +471,9 @@ def _finish_run_on_hangup(app: LabApp) -> Iterator[None]:
         pass
 
     def on_signal(signum, frame):
+        run = app.lab.active
+        if run is not None:
+            run.control.stop(stop_reason(signum))  # the first stop's reason is the one recorded
         app.stop_and_join(5.0)
         if signum == signal.SIGTERM:
             # The terminal is still there: leave the alternate screen, show the cursor, stop mouse reports,
@@ -377,5 +488,5 @@ def _finish_run_on_hangup(app: LabApp) -> Iterator[None]:
                 pass
         os._exit(128 + signum)
 
-    with handlers_installed(dict.fromkeys(HANGUP_SIGNALS, on_signal)):
+    with handlers_installed(dict.fromkeys(hangup_signals(), on_signal)):
         yield

@@ -13,10 +13,13 @@ import time
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.events import Resize
+from textual.geometry import Size
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
+from tui_lab.core.i18n import N_, _
+from tui_lab.ui.bandwidth import TerminalMeter
 from tui_lab.ui.bridge import View
 from tui_lab.ui.components.config_panel import ConfigPanel
 from tui_lab.ui.components.findings import FindingsPanel
@@ -35,11 +38,11 @@ PALETTE_HINT_COLUMNS = 100  # below this every footer key is worth more than the
 
 # Views for terminals smaller than WIDE: (key, title, panels in one column, panels in two columns).
 VIEWS: list[tuple[str, str, list[str], list[str]]] = [
-    ("config", "Config", ["p-config"], ["p-config", "p-flow"]),
-    ("gradients", "Gradients", ["p-flow", "p-findings"], ["p-flow", "p-findings", "p-gradtime", "p-layers"]),
-    ("curves", "Curves", ["p-loss", "p-gradtime"], ["p-loss", "p-gradtime"]),
-    ("layers", "Layers", ["p-hist", "p-layers", "p-timegrad"], ["p-hist", "p-layers", "p-timegrad"]),
-    ("learned", "Learned", ["p-learned", "p-loss"], ["p-learned", "p-loss"]),
+    ("config", N_("Config"), ["p-config"], ["p-config", "p-flow"]),
+    ("gradients", N_("Gradients"), ["p-flow", "p-findings"], ["p-flow", "p-findings", "p-gradtime", "p-layers"]),
+    ("curves", N_("Curves"), ["p-loss", "p-gradtime"], ["p-loss", "p-gradtime"]),
+    ("layers", N_("Layers"), ["p-hist", "p-layers", "p-timegrad"], ["p-hist", "p-layers", "p-timegrad"]),
+    ("learned", N_("Learned"), ["p-learned", "p-loss"], ["p-learned", "p-loss"]),
 ]
 RECURRENT_ONLY = {"p-timegrad"}
 LAYOUT_CLASSES = {"-wide", "-cols2", "-cols1", "-recurrent"} | {f"-view-{key}" for key, *_ in VIEWS}
@@ -52,8 +55,11 @@ class LabScreen(Screen):
         self.lab = lab
         self.poll_s = poll_s
         self.view_index = 0
+        self.view_chosen = False  # by the user or the lesson; else a run moves view 1 (config) to 2 (gradients)
         self._panel_view: View | None = None  # the view the panels were last given
         self._panel_time = 0.0
+        self._told: object = None  # the run result last told in a notification
+        self.meter = TerminalMeter()  # the panels' repaints keep the terminal under a byte budget
 
     def compose(self) -> ComposeResult:
         self.status = StatusBar(id="status")
@@ -74,12 +80,15 @@ class LabScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.meter.install(self.app)
         self.arrange_panels()
         self.refresh_panels()
         self.set_interval(self.poll_s, self._tick)
 
     def on_resize(self, event: Resize) -> None:
-        self.arrange_panels()
+        # The event's size: during the resize `self.size` may still be the old one, and the layout would lag
+        # one resize behind (120x36 -> 80x24 giving the two-column grid squeezed into 80 columns).
+        self.arrange_panels(event.size)
         self.query_one(Footer).show_command_palette = event.size.width >= PALETTE_HINT_COLUMNS
 
     @property
@@ -88,7 +97,12 @@ class LabScreen(Screen):
 
     @property
     def wide(self) -> bool:
-        return self.size.width >= WIDE[0] and self.size.height >= WIDE[1]
+        size = self.terminal_size()
+        return size.width >= WIDE[0] and size.height >= WIDE[1]
+
+    def terminal_size(self) -> Size:
+        """The terminal's size now: the app's, which a resize updates before the screen's."""
+        return self.app.size if self.is_attached else self.size
 
     # -- arrangement ---------------------------------------------------------------------------------------
 
@@ -96,9 +110,10 @@ class LabScreen(Screen):
         self.view_index = index % len(VIEWS)
         self.arrange_panels()
 
-    def arrange_panels(self) -> None:
+    def arrange_panels(self, size: Size | None = None) -> None:
         """Which panels show, and in what grid, for this size, view and kind of model."""
-        wide, two = self.wide, self.size.width >= TWO_COLUMNS
+        size = size or self.terminal_size()
+        wide, two = size.width >= WIDE[0] and size.height >= WIDE[1], size.width >= TWO_COLUMNS
         recurrent = (self.lab.run.cfg if self.lab.run is not None else self.lab.cfg).recurrent
         key, _title, one_column, two_columns = VIEWS[self.view_index]
         visible = [p.id for p in self.panels] if wide else two_columns if two else one_column
@@ -123,10 +138,10 @@ class LabScreen(Screen):
         bar.display = not wide
         if not wide:
             tabs = [
-                f"[{'reverse bold' if i == self.view_index else 'dim'}] {i + 1} {title} [/]"
+                f"[{'reverse bold' if i == self.view_index else 'dim'}] {i + 1} {_(title)} [/]"
                 for i, (_key, title, *_panels) in enumerate(VIEWS)
             ]
-            bar.update(" ".join(tabs) + "  [dim]v next view[/dim]")
+            bar.update(" ".join(tabs) + "  [dim]v " + _("next view") + "[/dim]")
         if self.focused is not None and not _shown(self.focused):
             self.set_focus(None)
 
@@ -136,6 +151,15 @@ class LabScreen(Screen):
         if self.lab.run is not None:
             self.lab.run.poll()
         self.refresh_panels()
+        self._tell_failure()
+
+    def _tell_failure(self) -> None:
+        """A run that failed says why in full, once, in a notification (the status line has one line for it)."""
+        view = self.lab.view()
+        result = view.result if view is not None else None
+        if result is not None and result is not self._told and result.status == "failed" and result.message:
+            self.app.notify(result.message, title=_("run failed"), severity="error", timeout=20)
+        self._told = result
 
     def refresh_panels(self) -> None:
         """Hand every panel the current frame (the status line the newest view, the others a throttled one)."""
@@ -148,8 +172,11 @@ class LabScreen(Screen):
             self.lab.active.control.learned = self.query_one(LearnedPanel).display
         self.status.show(frame)
         now = time.monotonic()
-        if view is not self._panel_view and (frame.state != "running" or now - self._panel_time >= PANEL_INTERVAL_S):
+        first = self._panel_view is None or self._panel_view.latest is None  # a run's first bars: at once
+        due = first or now - self._panel_time >= self.meter.interval(PANEL_INTERVAL_S)
+        if view is not self._panel_view and (frame.state != "running" or due):
             self._panel_view, self._panel_time = view, now
+            self.meter.repainted()
         if self._panel_view is not view:
             frame = self.lab.frame(self._panel_view)
         for panel in self.panels:

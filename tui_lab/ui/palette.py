@@ -9,7 +9,10 @@ Text takes Rich styles; plots take plotext colours (plotext writes 256-colour co
 terminal's own colours, the ones Rich's names mean), and `rich()` gives a caption's swatch the same colour.
 
 With NO_COLOR set (https://no-color.org) `style` and `rich` give no colour (bold and dim stay) and `curve`
-gives plotext's "default": the meaning is carried by glyphs and words (↓↓, ▲, ✖, the captions).
+gives plotext's "default": the meaning is carried by glyphs and words (↓↓, ▲, ✖, the captions); the app
+writes no colour at all then (ui/app.py). On a 16-colour terminal (`use_sixteen`, set at start-up) the judging
+colours are the terminal's own red, yellow and green, and the layer ramp keeps to cyan and blue: a blend of
+RGB values would land on the nearest of 16 colours, a violet on magenta.
 """
 
 from __future__ import annotations
@@ -45,9 +48,27 @@ HIST: PlotColor = "cyan"
 _RAMP = [(0, 215, 255), (80, 140, 255), (175, 110, 255)]
 
 
-def layer_colors(n: int) -> list[tuple[int, int, int]]:
-    """n colours from the input side (cyan) through blue to the output side (violet)."""
-    out: list[tuple[int, int, int]] = []
+# ...and on a 16-colour terminal, where RGB values would fall on the nearest of 16 (violet on magenta).
+_RAMP16 = ["cyan+", "cyan", "blue+", "blue"]
+_sixteen = False
+
+
+def use_sixteen(on: bool) -> None:
+    """The terminal shows 16 colours (Textual's 'standard' colour system): curves take named colours."""
+    global _sixteen
+    _sixteen = on
+
+
+def sixteen() -> bool:
+    return _sixteen
+
+
+def layer_colors(n: int) -> list[PlotColor]:
+    """n colours from the input side (cyan) through blue to the output side (violet); on 16 colours, the
+    terminal's bright cyan, cyan, bright blue and blue."""
+    if _sixteen:
+        return [_RAMP16[min(len(_RAMP16) - 1, i * len(_RAMP16) // max(n, 1))] for i in range(n)]
+    out: list[PlotColor] = []
     for i in range(n):
         t = (i / (n - 1) if n > 1 else 1.0) * (len(_RAMP) - 1)
         seg = min(int(t), len(_RAMP) - 2)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from tui_lab.core.config import LabConfig
 from tui_lab.core.diagnosis import diagnose
 from tui_lab.core.errors import one_line
+from tui_lab.core.i18n import _
 from tui_lab.core.run import LIVE_KEYS, Control, Finding, Learned, RunMeta, RunResult, Snapshot
 from tui_lab.core.runlog import LearnedLog, RunLog, default_run_dir, read_meta, read_metrics, read_run_config
 from tui_lab.ui.bridge import Bridge, View
@@ -136,7 +137,7 @@ class Scrubbing:
     def position(self) -> str:
         if self.cursor is None:
             return ""
-        return f"snapshot {self.cursor + 1}/{len(self.records)} (←/→, End: latest)"
+        return _("snapshot {index}/{count} (←/→, End: latest)").format(index=self.cursor + 1, count=len(self.records))
 
     def scrub(self, delta: int) -> None:
         """Move `delta` snapshots back (< 0) or forward from the one on screen."""

@@ -1,23 +1,109 @@
-"""Modal screens: the preset picker, the lesson, and the list of earlier runs (to pin as a baseline)."""
+"""Modal screens: the preset picker, the lesson, the keys (help), and the list of earlier runs (to pin as a
+baseline). The two pickers filter as you type."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui_lab.core.i18n import _
+from tui_lab.ui import commands, palette
 
-class PresetPicker(ModalScreen[str | None]):
-    """Name and title of every preset, the lesson of the highlighted one; enter loads it."""
 
-    BINDINGS = [Binding("escape,q", "dismiss(None)", "close"), Binding("enter", "pick", "load", show=True)]
+class Picker(ModalScreen[Any]):
+    """A list with a filter field above it: typing filters (every word must be in an entry's text), ↑/↓ move in
+    the list while the field has the keys, enter picks the highlighted entry, esc closes."""
+
+    BINDINGS = [
+        Binding("escape,q", "dismiss(None)", "close"),  # q only reaches here from the list: the field types it
+        Binding("enter", "pick", "pick", show=True),
+        Binding("down", "move('down')", show=False),
+        Binding("up", "move('up')", show=False),
+        Binding("pagedown", "move('page_down')", show=False),
+        Binding("pageup", "move('page_up')", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        commands.translate_bindings(self)
+        self.entries: list[tuple[str, str, str]] = []  # (id, prompt, the text the filter searches)
+
+    def filter_field(self) -> Input:
+        return Input(placeholder=_("type to filter"), id="picker-filter", compact=True, select_on_focus=False)
+
+    def nothing(self, query: str) -> str:
+        """What the list says when the filter leaves nothing."""
+        return _("nothing matches “{query}”").format(query=query)
+
+    def on_mount(self) -> None:
+        self.refill("")
+        self.query_one("#picker-filter", Input).focus()
+
+    @property
+    def listing(self) -> OptionList:
+        return self.query_one(OptionList)
+
+    @on(Input.Changed, "#picker-filter")
+    def _filter(self, event: Input.Changed) -> None:
+        self.refill(event.value)
+
+    def refill(self, query: str) -> None:
+        """Show the entries that match `query`; the first is highlighted (a disabled line says when none is)."""
+        ol = self.listing
+        shown = [Option(prompt, id=key) for key, prompt, text in self.entries if matches(query, text)]
+        ol.clear_options()
+        if shown:
+            ol.add_options(shown)
+            ol.highlighted = 0
+        else:
+            ol.add_option(Option(Text(self.nothing(query.strip()), style="italic"), disabled=True))
+        self.highlight_changed(shown[0].id if shown else None)
+
+    def highlight_changed(self, key: str | None) -> None:
+        """The highlighted entry is now `key` (None: none)."""
+
+    @on(OptionList.OptionHighlighted)
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.highlight_changed(event.option.id)
+
+    def action_move(self, how: str) -> None:
+        """↑/↓/PgUp/PgDn in the filter field move in the list."""
+        ol = self.listing
+        {"down": ol.action_cursor_down, "up": ol.action_cursor_up, "page_down": ol.action_page_down,
+         "page_up": ol.action_page_up}[how]()  # fmt: skip
+
+    @on(Input.Submitted, "#picker-filter")
+    def _submitted(self) -> None:
+        self.action_pick()
+
+    def action_pick(self) -> None:
+        ol = self.listing
+        if ol.highlighted is not None:
+            option = ol.get_option_at_index(ol.highlighted)
+            if not option.disabled and option.id is not None:
+                self.dismiss(self.picked(option.id))
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id is not None:
+            self.dismiss(self.picked(event.option.id))
+
+    def picked(self, key: str) -> Any:
+        return key
+
+
+class PresetPicker(Picker):
+    """Name and title of every preset, the lesson of the highlighted one; typing filters (names and titles),
+    enter loads the highlighted one."""
 
     def __init__(self, lang: str = "en") -> None:
         super().__init__()
@@ -28,54 +114,45 @@ class PresetPicker(ModalScreen[str | None]):
         from tui_lab.core.presets import discover, read_title
 
         self.refs = discover()
-        options = []
         for name, ref in self.refs.items():
             title = read_title(ref.path, self.lang)
-            suffix = " (yours)" if ref.source == "user" else ""
-            options.append(Option(f"{name}{suffix}\n  [dim]{title}[/dim]", id=name))
+            suffix = _(" (yours)") if ref.source == "user" else ""
+            self.entries.append((name, f"{name}{suffix}\n  [dim]{_escape(title)}[/dim]", f"{name} {title}"))
         with Vertical(id="picker-box"):
-            yield Static("Presets · ↑↓ choose · enter load · esc close", classes="modal-title")
+            yield Static(
+                _("Presets · type to filter · ↑↓ choose · enter load · esc close"), classes="modal-title", markup=False
+            )
             with Horizontal():
-                yield OptionList(*options, id="preset-list")
+                with Vertical(id="preset-left"):
+                    yield self.filter_field()
+                    yield OptionList(id="preset-list")
                 with VerticalScroll(id="preset-preview-box"):
                     yield Static("", id="preset-preview")
         yield Footer()
 
-    def on_mount(self) -> None:
-        ol = self.query_one(OptionList)
-        if ol.option_count:
-            ol.highlighted = 0
-        ol.focus()
+    def nothing(self, query: str) -> str:
+        return _("no preset matches “{query}”").format(query=query)
 
-    @on(OptionList.OptionHighlighted)
-    def _preview(self, event: OptionList.OptionHighlighted) -> None:
-        name = event.option.id
-        ref = self.refs.get(name or "")
+    def highlight_changed(self, key: str | None) -> None:
+        ref = self.refs.get(key or "")
         preview = self.query_one("#preset-preview", Static)
         if ref is None:
             preview.update("")
             return
+        name = key
         try:
             from tui_lab.core.config import load_config
 
             cfg = load_config(ref.path)
             m, o = cfg.model, cfg.optim
+            steps = _("{steps} steps").format(steps=cfg.train.steps)
             head = (
                 f"[b]{cfg.title_for(self.lang) or name}[/b]\n[dim]{m.arch} depth {m.depth} width {m.width} · "
-                f"{m.activation} · {m.init} · norm {m.norm} · {o.name} lr {o.lr:g} · {cfg.train.steps} steps[/dim]\n"
+                f"{m.activation} · {m.init} · norm {m.norm} · {o.name} lr {o.lr:g} · {steps}[/dim]\n"
             )
             preview.update(head + "\n" + _escape(reflow(cfg.lesson_for(self.lang))))
         except Exception as exc:  # noqa: BLE001 - a broken preset is shown, not raised
             preview.update(f"[red]{_escape(str(exc))}[/red]")
-
-    @on(OptionList.OptionSelected)
-    def _selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
-
-    def action_pick(self) -> None:
-        ol = self.query_one(OptionList)
-        if ol.highlighted is not None:
-            self.dismiss(ol.get_option_at_index(ol.highlighted).id)
 
 
 class LessonScreen(ModalScreen[None]):
@@ -83,25 +160,28 @@ class LessonScreen(ModalScreen[None]):
 
     def __init__(self, title: str, lesson: str) -> None:
         super().__init__()
+        commands.translate_bindings(self)
         self.title_text = title
         self.lesson = lesson
 
     def compose(self) -> ComposeResult:
         with Vertical(id="lesson-box"):
-            yield Static(self.title_text or "Lesson", classes="modal-title")
+            yield Static(self.title_text or _("Lesson"), classes="modal-title")
             with VerticalScroll():
                 yield Static(
-                    reflow(self.lesson) or "This configuration has no lesson text. Load a preset with l.",
+                    reflow(self.lesson) or _("This configuration has no lesson text. Load a preset with l."),
                     id="lesson-text",
                     markup=False,
                 )
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()  # ↑/↓, PgUp/PgDn, Home/End scroll a long lesson at once
 
-class RunPicker(ModalScreen[Path | None]):
-    """Earlier run directories (newest first): enter pins one as the baseline."""
 
-    BINDINGS = [Binding("escape,q", "dismiss(None)", "close")]
+class RunPicker(Picker):
+    """Earlier run directories (newest first): typing filters (names and status), enter pins one as the
+    baseline."""
 
     def __init__(self, root: Path) -> None:
         super().__init__()
@@ -115,28 +195,89 @@ class RunPicker(ModalScreen[Path | None]):
             runs = sorted((p for p in self.root.iterdir() if (p / "config.toml").is_file()), reverse=True)
         except OSError:
             pass
-        options = []
         for p in runs[:200]:
             s = read_summary(p) or {}
             status = s.get("status", "?")
-            options.append(Option(f"{p.name}  [dim]{status}, {s.get('steps', 0)} steps[/dim]", id=str(p)))
+            steps = _("{steps} steps").format(steps=s.get("steps", 0))
+            shown = f"{p.name}  [dim]{_(status)}, {steps}[/dim]"
+            self.entries.append((str(p), shown, f"{p.name} {status}"))
         with Vertical(id="picker-box"):
-            yield Static(f"Pin an earlier run as the baseline · {self.root}", classes="modal-title")
-            if options:
-                yield OptionList(*options, id="run-list")
-            else:
-                yield Static(f"no runs under {self.root} yet", id="run-list-empty")
+            yield Static(
+                _("Pin an earlier run as the baseline · {root}").format(root=self.root),
+                classes="modal-title",
+                markup=False,
+            )
+            yield self.filter_field()
+            yield OptionList(id="run-list")
+        yield Footer()
+
+    def nothing(self, query: str) -> str:
+        if not self.entries:
+            return _("no runs under {root} yet").format(root=self.root)
+        return _("no run matches “{query}”").format(query=query)
+
+    def picked(self, key: str) -> Path:
+        return Path(key)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the app by section, made from the command table (ui/commands.py); it scrolls."""
+
+    BINDINGS = [Binding("escape,q,f1,h", "dismiss(None)", "close")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        commands.translate_bindings(self)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-box"):
+            yield Static(_("Keys · ↑↓ PgUp PgDn scroll · esc close"), classes="modal-title", markup=False)
+            with VerticalScroll(id="help-scroll"):
+                yield Static(help_renderable(), id="help-text")
         yield Footer()
 
     def on_mount(self) -> None:
-        for ol in self.query(OptionList):
-            if ol.option_count:
-                ol.highlighted = 0
-            ol.focus()
+        self.query_one("#help-scroll").focus()
 
-    @on(OptionList.OptionSelected)
-    def _selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(Path(event.option.id or ""))
+
+KEY_COLUMN = 13  # "↑ / Shift+Tab"
+
+
+def help_rows() -> list[tuple[str, list[tuple[str, str]]]]:
+    """(section, [(keys, what they do)]) in the language on screen, from the command table."""
+    out = []
+    for title, group in commands.grouped():
+        rows = []
+        for c in group:
+            keys = " / ".join(_(k) if c.shown else k for k in c.key_texts)
+            what = _(c.what) if c.what else _(c.label)
+            rows.append((keys, f"{what}; {_(c.more)}" if c.more else what))
+        out.append((_(title), rows))
+    return out
+
+
+def help_renderable():
+    """The help screen's text: a title per section, then its keys and what they do (the text wraps beside the
+    keys)."""
+    from rich.console import Group
+    from rich.table import Table
+
+    parts: list[Any] = []
+    for i, (title, rows) in enumerate(help_rows()):
+        parts.append(Text(("\n" if i else "") + title, style=palette.style(palette.ACCENT, "bold")))
+        grid = Table.grid(padding=(0, 2, 0, 0), expand=True)
+        grid.add_column(width=KEY_COLUMN, no_wrap=True, style="bold")
+        grid.add_column(ratio=1)
+        for keys, what in rows:
+            grid.add_row(keys, what)
+        parts.append(grid)
+    return Group(*parts)
+
+
+def matches(query: str, text: str) -> bool:
+    """Every word of `query` is somewhere in `text` (case-insensitive); an empty query matches everything."""
+    text = text.casefold()
+    return all(word in text for word in query.casefold().split())
 
 
 def reflow(text: str) -> str:

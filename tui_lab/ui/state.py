@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tui_lab.core.config import LabConfig, run_name
+from tui_lab.core.i18n import _
 from tui_lab.ui.baseline import Baseline, diff_labels
 from tui_lab.ui.bridge import View
 from tui_lab.ui.frame import Frame
@@ -80,7 +81,7 @@ class LabState:
         message = self.message
         result = view.result if view is not None else None
         if result is not None and result.status in ("diverged", "failed") and result.message:
-            message = f"{result.status}: {result.message}"
+            message = f"{_(result.status)}: {result.message}"
         return Frame(
             view=view,
             state=self.state,

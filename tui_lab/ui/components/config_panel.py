@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.lazy import Lazy
 from textual.message import Message
@@ -19,11 +20,14 @@ from textual.widgets import Input, Label, Select, Static
 
 from tui_lab.core.config import SECTIONS, LabConfig, config_to_dict, field_choices, parse_config, parse_value
 from tui_lab.core.errors import ConfigError
+from tui_lab.core.i18n import N_
 from tui_lab.core.run import LIVE_KEYS
 from tui_lab.ui.components.panel import Panel
 from tui_lab.ui.frame import Frame
+from tui_lab.ui.glyphs import G
 
 SOURCE = "config"
+FOCUS_MARK = "▸"  # before the focused field's key
 
 
 def _fields() -> list[tuple[str, type | None, tuple[str, ...]]]:
@@ -41,6 +45,21 @@ FIELDS = _fields()
 
 def field_id(key: str) -> str:
     return "cfg-" + key.replace(".", "-")
+
+
+KEY_OF_FIELD = {field_id(key): key for key, _kind, _choices in FIELDS}
+
+
+def key_label(key: str, edited: bool = False, focused: bool = False) -> str:
+    """A row's key column: the focus mark (or room for it), the key's name, '*' when edited."""
+    return f"{FOCUS_MARK if focused else ' '} {key.split('.')[-1]}{'*' if edited else ''}"
+
+
+class FieldSelect(Select[str], inherit_bindings=False):
+    """A form's drop-down: enter or space opens it; ↑/↓ are the form's (the next or previous field) while it
+    is closed, and move in the list while it is open (the open list has the focus then)."""
+
+    BINDINGS = [Binding("enter,space", "show_overlay", "Show menu", show=False)]
 
 
 def _get(data: dict[str, Any], key: str) -> Any:
@@ -71,8 +90,12 @@ class ConfigPanel(Panel, VerticalScroll):
     A key whose value differs from the loaded preset is marked (*). While a run goes, Enter in one of the
     LIVE_KEYS fields (lr, momentum, weight_decay, clip_norm) sends the value to that run (`LiveChange`)."""
 
-    BORDER_TITLE = "Config"
-    BORDER_SUBTITLE = "e edit · esc leave · * edited"
+    BORDER_TITLE = N_("Config")
+    BORDER_SUBTITLE = N_("e edit · esc leave · * edited")
+    BINDINGS = [
+        Binding("down", "move_field(1)", "next field", show=False),
+        Binding("up", "move_field(-1)", "previous field", show=False),
+    ]
 
     class Edited(Message):
         """The fields now hold `cfg` (None: invalid), `changed` keys differing from the loaded preset."""
@@ -96,6 +119,7 @@ class ConfigPanel(Panel, VerticalScroll):
         self._loading = False
         self.read_only = False
         self.ready = False  # the rows mount just after the first frame (see compose)
+        self.focused_key: str | None = None  # the key whose field has the focus (its row is marked)
 
     def compose(self) -> ComposeResult:
         # The rows are most of the app's widgets: mounting them after the first frame brings that frame up
@@ -107,6 +131,10 @@ class ConfigPanel(Panel, VerticalScroll):
         self.load(self.base)
         if self.read_only:
             self.set_read_only(True)
+        if G.ascii:  # Textual draws a Select's arrows as ▼ and ▲
+            for arrow, glyph in ((".down-arrow", G.select_down), (".up-arrow", G.select_up)):
+                for widget in self.query(f"Select {arrow}").results(Static):
+                    widget.update(glyph)
 
     def _compose_rows(self) -> ComposeResult:
         data = config_to_dict(self.base)
@@ -116,13 +144,12 @@ class ConfigPanel(Panel, VerticalScroll):
             if head != section:
                 section = head
                 yield Static(f"[{section}]", classes="cfg-section", markup=False)
-            label = key.split(".")[-1]
             value = _get(data, key)
             fid = field_id(key)
             with Horizontal(classes="cfg-row"):
-                yield Label(label, classes="cfg-key", id=fid + "-key")
+                yield Label(key_label(key), classes="cfg-key", id=fid + "-key")
                 if choices:
-                    yield Select(
+                    yield FieldSelect(
                         [(c, c) for c in choices],
                         value=value,
                         allow_blank=False,
@@ -193,11 +220,11 @@ class ConfigPanel(Panel, VerticalScroll):
             err = self.query_one(f"#{fid}-err", Static)
             widget = self.query_one("#" + fid)
             message = errors.get(key, "")
-            err.update(message and "✗ " + message)
+            err.update(message and G.wrong + " " + message)
             err.display = bool(message)
             widget.set_class(bool(message), "-invalid")
         gen = self.query_one("#cfg-general", Static)
-        gen.update("\n".join("✗ " + g for g in general))
+        gen.update("\n".join(G.wrong + " " + g for g in general))
         gen.display = bool(general)
         self.errors, self.general = errors, general
         changed = self._mark_edited()
@@ -214,7 +241,7 @@ class ConfigPanel(Panel, VerticalScroll):
             label = self.query_one(f"#{field_id(key)}-key", Label)
             if label.has_class("-edited") != edited:
                 label.set_class(edited, "-edited")
-                label.update(key.split(".")[-1] + ("*" if edited else ""))
+                label.update(key_label(key, edited, key == self.focused_key))
             if edited:
                 changed.append(key)
         return changed
@@ -259,6 +286,47 @@ class ConfigPanel(Panel, VerticalScroll):
     def focus_first(self) -> None:
         if self.ready:
             self.query(".cfg-field").first().focus()
+
+    def action_move_field(self, delta: int) -> None:
+        """↓/↑: the next or previous field (the first or last stays); the panel itself scrolls."""
+        fields = [w for w in self.query(".cfg-field") if not w.disabled]
+        current = _field_of(self.screen.focused)
+        if current is None or current not in fields:
+            self.action_scroll_down() if delta > 0 else self.action_scroll_up()
+            return
+        fields[min(max(fields.index(current) + delta, 0), len(fields) - 1)].focus()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        self._sync_focus()
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        self._sync_focus()
+
+    def _sync_focus(self) -> None:
+        # What has the focus now, not what the event names: a blur and the next focus may arrive in either order.
+        field = _field_of(self.screen.focused)
+        self._mark_focus(KEY_OF_FIELD.get(field.id or "") if field is not None else None)
+
+    def _mark_focus(self, key: str | None) -> None:
+        """Mark the row of the focused field: the focus mark before its key, its row's colours (app.tcss)."""
+        if key == self.focused_key or not self.ready:
+            return
+        for k in (self.focused_key, key):
+            if k is None:
+                continue
+            label = self.query_one(f"#{field_id(k)}-key", Label)
+            label.update(key_label(k, label.has_class("-edited"), k == key))
+            if label.parent is not None:
+                label.parent.set_class(k == key, "-focused")
+        self.focused_key = key
+
+
+def _field_of(widget: Any) -> Any:
+    """The form field `widget` is, or is inside (a drop-down's open list), or None."""
+    node = widget
+    while node is not None and not (hasattr(node, "has_class") and node.has_class("cfg-field")):
+        node = node.parent
+    return node
 
 
 class _Rows(Vertical):

@@ -13,24 +13,33 @@ from textual.containers import VerticalScroll
 from tui_lab.core import choices
 from tui_lab.core.diagnosis import DEAD_FRAC, EXPLODE, SAT_FRAC, VANISH, VANISH_ADAPTIVE, breakdown
 from tui_lab.core.fmt import LOG_FLOOR, MISSING, finite, sci
+from tui_lab.core.i18n import N_, _
 from tui_lab.ui import palette
 from tui_lab.ui.components.axes import sci as short
 from tui_lab.ui.components.panel import Panel, TextBody, wrap
 from tui_lab.ui.frame import Frame
+from tui_lab.ui.glyphs import G
 
 LEVEL = 10.0  # within this factor of the output layer's ||grad W|| a layer's gradient is level (green)
 
-# Each layer's ||grad W|| against the output layer's at the same snapshot: (colour, the glyphs that say it
-# without colour). Past the findings' thresholds (VANISH, EXPLODE in core/diagnosis.py) the bar is an alarm.
-LEVELS: dict[str, tuple[str, str]] = {
-    "level": (palette.HEALTHY, "  "),
-    "low": (palette.CAUTION, "↓ "),
-    "high": (palette.CAUTION, "↑ "),
-    "vanishing": (palette.ALARM, "↓↓"),
-    "exploding": (palette.ALARM, "↑↑"),
-    "nonfinite": (palette.ALARM, "✖ "),
-    "": ("", "  "),  # no judgement: no reference (the output layer's gradient is 0 or not finite), or missing
+# Each layer's ||grad W|| against the output layer's at the same snapshot: its colour, and the glyphs that say
+# it without colour (`marks`). Past the findings' thresholds (VANISH, EXPLODE in core/diagnosis.py) the bar is an
+# alarm.
+LEVELS: dict[str, str] = {
+    "level": palette.HEALTHY,
+    "low": palette.CAUTION,
+    "high": palette.CAUTION,
+    "vanishing": palette.ALARM,
+    "exploding": palette.ALARM,
+    "nonfinite": palette.ALARM,
+    "": "",  # no judgement: no reference (the output layer's gradient is 0 or not finite), or missing
 }
+
+
+def marks(kind: str) -> str:
+    """The two cells after a bar's value that say its level without colour: '↓↓' (ASCII 'vv'), '↓ ', '✖ '."""
+    mark = {"low": G.low, "high": G.high, "vanishing": G.vanish, "exploding": G.explode, "nonfinite": G.error}
+    return mark.get(kind, "").ljust(2)
 
 
 def vanish_share(frame: Frame | None) -> float:
@@ -63,7 +72,7 @@ def level(value: float | None, ref: float | None, vanish: float = VANISH) -> str
 
 def bar_style(value: float | None, ref: float | None, vanish: float = VANISH) -> str:
     """The colour of a gradient bar: green level with the output layer, yellow caution, red alarm."""
-    return palette.style(LEVELS[level(value, ref, vanish)][0])
+    return palette.style(LEVELS[level(value, ref, vanish)])
 
 
 def fold(count: int, room: int, keep: tuple[int, ...] = ()) -> list[int]:
@@ -85,12 +94,13 @@ def fold(count: int, room: int, keep: tuple[int, ...] = ()) -> list[int]:
 
 
 def fold_note(shown: int, count: int) -> Text:
-    return Text(f"⋮ {shown} of {count} layers shown", "dim")
+    return Text(G.fold + " " + _("{shown} of {count} layers shown").format(shown=shown, count=count), "dim")
 
 
 def named(frame: Frame | None, rows: list[str], *more: str | None) -> tuple[int, ...]:
-    """The rows a folded panel must keep: the layers the findings name, and `more` (where it broke)."""
-    names = {name for finding in (frame.findings if frame is not None else []) for name in finding.layers}
+    """The rows a folded panel must keep: the first layer each finding names (a finding about eight dead layers
+    must not bunch the fold at one end), and `more` (where it broke)."""
+    names = {finding.layers[0] for finding in (frame.findings if frame is not None else []) if finding.layers}
     names |= {name for name in more if name}
     return tuple(i for i, row in enumerate(rows) if row in names)
 
@@ -112,8 +122,8 @@ class TextPanel(Panel, VerticalScroll):
 class GradFlowPanel(TextPanel):
     """log10 ||grad W|| per layer, input side first; the baseline's bar beside each, dimmed."""
 
-    BORDER_TITLE = "Gradient flow  log10 ‖∇W‖"
-    EMPTY = "no gradients yet: press r to run, s to take one step"
+    BORDER_TITLE = N_("Gradient flow  log10 ‖∇W‖")
+    EMPTY = N_("no gradients yet: press r to run, s to take one step")
 
     def key(self, frame: Frame) -> Hashable:
         return frame.view, frame.scrubbed, frame.baseline, frame.labels, frame.state == "running"
@@ -122,9 +132,10 @@ class GradFlowPanel(TextPanel):
 
     def subtitle(self, frame: Frame) -> str:
         # The step only while the run is not moving: a changing border repaints the whole panel.
-        step = f"step {frame.snapshot.step}" if frame.snapshot is not None and frame.state != "running" else ""
+        running = frame.snapshot is None or frame.state == "running"
+        step = _("step {step}").format(step=frame.snapshot.step) if not running else ""
         if step and frame.broken is not None:
-            step += " · the last before it broke"
+            step += " · " + _("the last before it broke")
         if self.legend_below or frame.snapshot is None:
             return step
         return " · ".join(part for part in (short_legend(vanish_share(frame)), step) if part)
@@ -142,7 +153,7 @@ class GradFlowPanel(TextPanel):
         text = Text(no_wrap=True, overflow="crop")
         base = frame.baseline if frame is not None else None
         if frame is None or (frame.snapshot is None and base is None):
-            text.append(self.EMPTY, "dim")
+            text.append(_(self.EMPTY), "dim")
             return text
         names = frame.layer_names
         base_names = base.names if base is not None else []
@@ -159,9 +170,9 @@ class GradFlowPanel(TextPanel):
         if base is not None:
             labels = frame.labels or ("baseline", "current")
             bar_w = max(6, (width - name_w - 2 * cell_w - 1) // 2)
-            base_label = labels[0] + ("" if labels[0] == "baseline" else " (baseline)")
+            base_label = _("baseline") if labels[0] == "baseline" else labels[0] + " " + _("(baseline)")
             text.append(" " * name_w)
-            text.append(_fit(labels[1], bar_w + cell_w), "bold")
+            text.append(_fit(_("current") if labels[1] == "current" else labels[1], bar_w + cell_w), "bold")
             text.append(" ")
             text.append(_fit(base_label, bar_w + cell_w), palette.style(palette.BASELINE))
             text.append("\n")
@@ -172,25 +183,29 @@ class GradFlowPanel(TextPanel):
         seen: set[str] = set()
         broke = breakdown(frame.broken.layers) if frame.broken is not None else None
         if frame.broken is not None:  # a diverged run: where it broke, above the last bars it had
-            said = broke.text if broke is not None else "the loss or the gradients became NaN/Inf"
-            head = Text(f"✖ broke at step {frame.broken.step}:", palette.style(palette.ALARM, "bold"))
+            said = broke.text if broke is not None else _("the loss or the gradients became NaN/Inf")
+            head = Text(
+                G.error + " " + _("broke at step {step}:").format(step=frame.broken.step),
+                palette.style(palette.ALARM, "bold"),
+            )
             for line in wrap([head, *map(Text, said.split())], width, gap=" "):
                 text.append_text(line)
                 text.append("\n")
             if frame.snapshot is not None:
-                text.append(f"bars: step {frame.snapshot.step}, the last snapshot before it broke\n", "dim")
+                bars = _("bars: step {step}, the last snapshot before it broke").format(step=frame.snapshot.step)
+                text.append(bars + "\n", "dim")
         keep = named(frame, rows, broke.layer if broke is not None else None)
         room = self.size.height - text.plain.count("\n") - 1  # less the lines above and the axis line
         shown = fold(len(rows), room if self.size.height > 0 else 0, keep)
         for i in shown:
             name = rows[i]
             if broke is not None:  # a column of its own: the layer where it broke
-                text.append("✖" if name == broke.layer else " ", palette.style(palette.ALARM, "bold"))
+                text.append(G.error if name == broke.layer else " ", palette.style(palette.ALARM, "bold"))
             text.append(f"{name:<{name_w}}")
             if i < len(grads):
                 kind = level(grads[i], ref, vanish)
-                style = palette.style(LEVELS[kind][0])
-                text.append_text(gradient_cell(grads[i], kind, top, bar_w, "█", style))
+                style = palette.style(LEVELS[kind])
+                text.append_text(gradient_cell(grads[i], kind, top, bar_w, G.bar, style))
                 seen |= {kind, _special(grads[i])}
             else:
                 text.append(" " * (bar_w + cell_w))
@@ -199,7 +214,7 @@ class GradFlowPanel(TextPanel):
                 if i < len(bgrads):
                     kind = level(bgrads[i], bref, vanish)
                     grey = palette.style(palette.BASELINE)
-                    text.append_text(gradient_cell(bgrads[i], kind, top, bar_w, "▒", grey, grey))
+                    text.append_text(gradient_cell(bgrads[i], kind, top, bar_w, G.base_bar, grey, grey))
                     seen |= {kind, _special(bgrads[i])}
             text.append("\n")
         if len(shown) < len(rows):
@@ -207,9 +222,9 @@ class GradFlowPanel(TextPanel):
             text.append("\n")
         axis, right = f"1e{int(LOG_FLOOR)}", f"1e{int(top)}"
         pad = max(1, bar_w - len(axis) - len(right))
-        text.append(" " * (name_w + (frame.broken is not None)) + axis + "·" * pad + right, "dim")
+        text.append(" " * (name_w + (frame.broken is not None)) + axis + G.empty * pad + right, "dim")
         if base is not None:
-            text.append(" " * (cell_w + 1) + axis + "·" * pad + right, "dim")
+            text.append(" " * (cell_w + 1) + axis + G.empty * pad + right, "dim")
         legend = wrap(legend_parts(vanish, seen), width)
         room = self.size.height  # a short panel (80x24) keeps its rows for the bars: the legend goes on the border
         below = room <= 0 or len(text.plain.split("\n")) + len(legend) <= room
@@ -231,23 +246,23 @@ def gradient_cell(
     """A bar of log10 ||grad W|| from the axis floor (1e-12) to `top`, then the value and the glyphs of its
     level. An exact zero, a value under the floor, NaN/inf and a missing value each look different: none of
     them is an empty bar."""
-    glyphs = LEVELS[kind][1]
+    glyphs = marks(kind)
     if isinstance(value, float) and math.isnan(value):
-        bar, shown = Text("✖ nan", palette.style(palette.ALARM, "bold")), "nan"
+        bar, shown = Text(G.error + " nan", palette.style(palette.ALARM, "bold")), "nan"
     elif isinstance(value, float) and math.isinf(value):
-        bar, shown = Text("✖ inf", palette.style(palette.ALARM, "bold")), "inf" if value > 0 else "-inf"
+        bar, shown = Text(G.error + " inf", palette.style(palette.ALARM, "bold")), "inf" if value > 0 else "-inf"
     elif finite(value) is None:
         bar, shown = Text(MISSING, "dim"), MISSING
     elif value <= 0:  # exactly zero: not the 1e0 a '0' on a log axis would say
-        bar, shown = Text("○", style), "=0"
-        bar.append(" exactly 0", "dim")
+        bar, shown = Text(G.zero, style), "=0"
+        bar.append(" " + _("exactly 0"), "dim")
     elif math.log10(value) < LOG_FLOOR:  # under the axis: a mark at its left end, and the true value after
-        bar, shown = Text("◂", style), short(value, 1)
+        bar, shown = Text(G.under, style), short(value, 1)
         bar.append(f"<1e{int(LOG_FLOOR)}", "dim")
     else:
         cells = (min(math.log10(value), top) - LOG_FLOOR) / (top - LOG_FLOOR) * width
         full = int(cells)
-        part = "▏" if (cells - full > 0.5 or full == 0) and full < width and char == "█" else ""
+        part = G.bar_tip if (cells - full > 0.5 or full == 0) and full < width and char == G.bar else ""
         if full == 0 and not part:
             part = char
         bar, shown = Text(char * full + part, style), short(value, 1)
@@ -270,33 +285,37 @@ def _special(value: float | None) -> str:
 def legend_parts(vanish: float, seen: set[str] = frozenset()) -> list[Text]:  # type: ignore[assignment]
     """What the bars' colours and glyphs mean, built from the findings' thresholds."""
     plain = palette.no_color()
-    level_x = f"{_times(LEVEL)}×"
-    parts = [Text("vs out:", "dim")]
+    level_x = f"{_times(LEVEL)}{G.times}"
+    parts = [Text(_("vs out:"), "dim")]
     for color, glyph, words in (
-        (palette.HEALTHY, "no arrow " if plain else "", f"within {level_x}"),
-        (palette.CAUTION, "↓↑ ", f"beyond {level_x}"),
-        (palette.ALARM, "↓↓ ", f"<1/{_times(1 / vanish)} vanishing"),
-        (palette.ALARM, "↑↑ ", f">{_times(EXPLODE)}× exploding"),
+        (palette.HEALTHY, _("no arrow") + " " if plain else "", _("within {factor}").format(factor=level_x)),
+        (palette.CAUTION, G.low + G.high + " ", _("beyond {factor}").format(factor=level_x)),
+        (palette.ALARM, G.vanish + " ", _("<1/{factor} vanishing").format(factor=_times(1 / vanish))),
+        (palette.ALARM, G.explode + " ", _(">{factor}× exploding").format(factor=_times(EXPLODE))),
     ):
-        part = Text("" if plain else "█ ", palette.style(color))
+        part = Text("" if plain else G.bar + " ", palette.style(color))
         part.append(glyph + words)
         parts.append(part)
     if "zero" in seen:
-        parts.append(Text("○ =0 exactly zero"))
+        parts.append(Text(G.zero + " =0 " + _("exactly zero")))
     if "under" in seen:
-        parts.append(Text(f"◂ under 1e{int(LOG_FLOOR)}"))
+        parts.append(Text(G.under + " " + _("under {floor}").format(floor=f"1e{int(LOG_FLOOR)}")))
     if "nonfinite" in seen:
-        parts.append(Text("✖ NaN/inf", palette.style(palette.ALARM)))
+        parts.append(Text(G.error + " NaN/inf", palette.style(palette.ALARM)))
     return parts
 
 
 def short_legend(vanish: float) -> str:
     """The legend in one short line of markup, for the border: 'vs out: █ ≤10× █ ↓↑ █ ↓↓ <1/1000 ↑↑ >1000×'."""
+    vs_out = _("vs out:")
+    le, x, down_up, vv, up_up = G.le, G.times, G.low + G.high, G.vanish, G.explode
     if palette.no_color():
-        return f"vs out: no arrow ≤{_times(LEVEL)}× · ↓↑ · ↓↓ <1/{_times(1 / vanish)} ↑↑ >{_times(EXPLODE)}×"
-    swatch = lambda color: f"[{palette.style(color)}]█[/]"
-    return (f"vs out: {swatch(palette.HEALTHY)} ≤{_times(LEVEL)}× {swatch(palette.CAUTION)} ↓↑ "
-            f"{swatch(palette.ALARM)} ↓↓ <1/{_times(1 / vanish)} ↑↑ >{_times(EXPLODE)}×")  # fmt: skip
+        no_arrow = _("no arrow")
+        return (f"{vs_out} {no_arrow} {le}{_times(LEVEL)}{x}{G.sep}{down_up}{G.sep}{vv} <1/{_times(1 / vanish)} "
+                f"{up_up} >{_times(EXPLODE)}{x}")  # fmt: skip
+    swatch = lambda color: f"[{palette.style(color)}]{G.bar}[/]"
+    return (f"{vs_out} {swatch(palette.HEALTHY)} {le}{_times(LEVEL)}{x} {swatch(palette.CAUTION)} {down_up} "
+            f"{swatch(palette.ALARM)} {vv} <1/{_times(1 / vanish)} {up_up} >{_times(EXPLODE)}{x}")  # fmt: skip
 
 
 def _times(x: float) -> str:
@@ -305,14 +324,15 @@ def _times(x: float) -> str:
 
 
 def _fit(text: str, width: int) -> str:
-    return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
+    dots = G.ellipsis
+    return text[: width - len(dots)] + dots if len(text) > width else text.ljust(width)
 
 
 class LayersPanel(TextPanel):
     """Per layer: activation std, dead and saturated fractions, update/weight ratio."""
 
-    BORDER_TITLE = "Activations: dead / saturated"
-    EMPTY = "no statistics yet"
+    BORDER_TITLE = N_("Activations: dead / saturated")
+    EMPTY = N_("no statistics yet")
 
     def draw(self, frame: Frame) -> None:
         self.body.redraw(len(frame.layer_names))
@@ -322,10 +342,12 @@ class LayersPanel(TextPanel):
         layers = frame.layers if frame is not None else []
         text = Text(no_wrap=True, overflow="crop")
         if not layers:
-            text.append(self.EMPTY, "dim")
+            text.append(_(self.EMPTY), "dim")
             return text
         name_w = max(len(layer.name) for layer in layers) + 1
-        text.append(f"{'':<{name_w}}{'act std':>8} {'dead':<12}{'saturated':<12}{'upd/W':>8}\n", "bold")
+        # TRANSLATORS: column heads of at most 8, 11, 11 and 8 characters.
+        act, dead, sat, upd = _("act std"), _("dead"), _("saturated"), _("upd/W")
+        text.append(f"{'':<{name_w}}{act:>8} {dead:<12}{sat:<12}{upd:>8}\n", "bold")
         keep = named(frame, [layer.name for layer in layers])
         shown = fold(len(layers), self.size.height - 1 if self.size.height > 0 else 0, keep)
         for layer in (layers[i] for i in shown):
@@ -350,11 +372,11 @@ def frac_bar(x: float | None, warn_at: float) -> Text:
     cells = int(round(x * 5))
     pct = f"{x * 100:.0f}%" if x == 0 or x * 100 >= 0.5 else "<1%"
     if x == 0:
-        return Text(f"·····{pct:>5}  ", "dim")
+        return Text(f"{G.empty * 5}{pct:>5}  ", "dim")
     warn = x >= warn_at
     style = palette.style(palette.CAUTION) if warn else ""
-    bar = Text("█" * cells, style)
-    bar.append("·" * (5 - cells), "dim")
+    bar = Text(G.bar * cells, style)
+    bar.append(G.empty * (5 - cells), "dim")
     bar.append(f"{pct:>5}", style)
-    bar.append("▲ " if warn else "  ", style)
+    bar.append(G.warn + " " if warn else "  ", style)
     return bar

@@ -19,9 +19,12 @@ from rich.text import Text
 from textual.events import Resize
 
 from tui_lab.core.fmt import num
+from tui_lab.core.i18n import N_, _
 from tui_lab.core.run import Learned
+from tui_lab.ui import palette
 from tui_lab.ui.components.gradflow import TextPanel
 from tui_lab.ui.frame import Frame
+from tui_lab.ui.glyphs import G
 
 # One bright colour per class (points, bars); the regions are the same colours darkened. No red/yellow/green.
 CLASS_RGB = [
@@ -38,8 +41,8 @@ CLASS_RGB = [
 ]
 SHADES = (0.28, 0.4, 0.55)  # a region's darkness by the net's confidence there: unsure, leaning, sure
 LIGHTEN = 0.35  # points: the class colour this much towards white, to stand out on any region
-NO_COLOR_FILL = " ░▒▓█:+=#%"  # NO_COLOR: one shading character per class
-POINT = "●"
+NO_COLOR_FILL = " ░▒▓█:+=#%"  # NO_COLOR: one shading character per class (ASCII mode: G.fills)
+POINT = "●"  # a validation point (ASCII mode: G.point)
 LEGEND_W = 11
 
 
@@ -56,13 +59,26 @@ def _point_rgb(c: int) -> Color:
     return Color.from_rgb(*(v + (255 - v) * LIGHTEN for v in CLASS_RGB[c % len(CLASS_RGB)]))
 
 
+# On 16 colours the darkened RGB regions would all fall on one grey: the regions are then characters (as under
+# NO_COLOR) in each class's own ANSI colour. No red, yellow or green; magenta only from the eighth class on.
+CLASS_ANSI = ["bright_blue", "bright_cyan", "bright_white", "blue", "cyan", "white", "bright_black",
+              "bright_magenta", "magenta", "default"]  # fmt: skip
+
+
+def _named(c: int, bold: bool = False) -> Style | None:
+    """A class's ANSI colour for its characters on a 16-colour terminal; None elsewhere."""
+    if not palette.sixteen() or palette.no_color():
+        return None
+    return Style(color=CLASS_ANSI[c % len(CLASS_ANSI)], bold=bold)
+
+
 def class_style(c: int) -> Style:
     return Style(color=_point_rgb(c), bold=True)
 
 
 class LearnedPanel(TextPanel):
-    BORDER_TITLE = "What the network learned"
-    EMPTY = "what the network learned: comes with the first snapshot"
+    BORDER_TITLE = N_("What the network learned")
+    EMPTY = N_("what the network learned: comes with the first snapshot")
 
     def key(self, frame: Frame) -> Hashable:
         return frame.learned, frame.snapshot is None, frame.read_only
@@ -81,13 +97,13 @@ class LearnedPanel(TextPanel):
         text = Text(no_wrap=True, overflow="crop")
         if learned is None:
             if frame is not None and frame.read_only and frame.snapshot is not None:
-                text.append("what the network learned: this run directory has no learned.jsonl", "dim")
+                text.append(_("what the network learned: this run directory has no learned.jsonl"), "dim")
             else:
-                text.append(self.EMPTY, "dim")
+                text.append(_(self.EMPTY), "dim")
             return text
         height = max(self.scrollable_content_region.height, 4)
         if learned.kind == "regions":
-            return regions(learned, width, height, plain=no_color())
+            return regions(learned, width, height, plain=no_color() or palette.sixteen())
         if learned.kind == "sequences":
             return sequences(learned, width, plain=no_color())
         return classes(learned, width, plain=no_color())
@@ -117,14 +133,16 @@ def regions(learned: Learned, width: int, height: int, plain: bool = False) -> T
     text = Text(no_wrap=True, overflow="crop")
     grid, conf = learned.grid, learned.confidence
     classes = max(learned.classes, 1)
-    what = "digits: validation points" if plain else f"{POINT} validation points"
-    caption = f"decision regions at step {learned.step} · {what}"
+    what = _("digits: validation points") if plain else f"{G.point} " + _("validation points")
+    caption = _("decision regions at step {step} · {what}").format(step=learned.step, what=what)
     if len(caption) > width:
-        caption = f"regions · step {learned.step} · " + ("digits: points" if plain else f"{POINT} points")
+        points = _("digits: points") if plain else f"{G.point} " + _("points")
+        caption = _("regions · step {step} · {what}").format(step=learned.step, what=points)
     if not grid or not grid[0]:
-        text.append(caption + ": no grid", "dim")
+        text.append(caption + _(": no grid"), "dim")
         return text
-    per_row = 1 if plain else 2
+    half = not plain and G.half_blocks  # two pixels a cell (▀ in two colours); ASCII mode: one, a coloured space
+    per_row = 2 if half else 1
     rows = max(height - 1, 2)  # the caption takes a line
     cols, pixels = map_size(learned, width, rows, per_row)
     side = _legend(classes, plain) if width - cols > LEGEND_W else []  # beside the map
@@ -166,16 +184,22 @@ def regions(learned: Learned, width: int, height: int, plain: bool = False) -> T
         for pc in range(cols):
             point = points.get((r, pc))
             if plain:
-                c, _ = cell(r, pc)
-                char = str(point[0]) if point else NO_COLOR_FILL[c % len(NO_COLOR_FILL)]
-                style: Style | None = None
+                c = cell(r, pc)[0]
+                char = str(point[0]) if point else G.fills[c % len(G.fills)]
+                style: Style | None = _named(point[0], bold=True) if point else _named(c)
+            elif not half:
+                here = cell(r, pc)
+                if point is not None:
+                    char, style = G.point, Style(color=_point_rgb(point[0]), bgcolor=shade(*here), bold=True)
+                else:
+                    char, style = " ", Style(bgcolor=shade(*here))
             else:
                 top = cell(2 * r, pc)
                 bottom = cell(2 * r + 1, pc) if 2 * r + 1 < pixels else None
                 if point is not None:
                     c, pr = point
                     under = top if pr == 2 * r or bottom is None else bottom
-                    char, style = POINT, Style(color=_point_rgb(c), bgcolor=shade(*under), bold=True)
+                    char, style = G.point, Style(color=_point_rgb(c), bgcolor=shade(*under), bold=True)
                 elif bottom is None:
                     char, style = "▀", Style(color=shade(*top))
                 elif shade(*top) == shade(*bottom):
@@ -200,9 +224,10 @@ def regions(learned: Learned, width: int, height: int, plain: bool = False) -> T
 def _swatch(c: int, plain: bool) -> Text:
     """A class's key: its region's shading and its point."""
     if plain:
-        return Text(f"{NO_COLOR_FILL[c % len(NO_COLOR_FILL)]}{c}", "reverse" if c == 0 else "")
-    key = Text("■", Style(color=_rgb(c, SHADES[2])))
-    key.append(POINT, class_style(c))
+        style = (_named(c) or Style()) + Style(reverse=c == 0)  # class 0's blank fill shows reversed
+        return Text(f"{G.fills[c % len(G.fills)]}{c}", style)
+    key = Text(G.swatch, Style(color=_rgb(c, SHADES[2])))
+    key.append(G.point, class_style(c))
     return key
 
 
@@ -211,21 +236,22 @@ def _legend(classes: int, plain: bool) -> list[Text]:
     lines = []
     for c in range(classes):
         line = _swatch(c, plain)
-        line.append(f" class {c}")
+        line.append(" " + _("class {n}").format(n=c))
         lines.append(line)
     if not plain:
-        lines += [Text("darker:", "dim"), Text("less sure", "dim")]
+        lines += [Text(_("darker:"), "dim"), Text(_("less sure"), "dim")]
     return lines
 
 
 def _legend_line(classes: int, plain: bool, width: int) -> Text:
     """The key under the map, in one line."""
-    line = Text("class ", "dim")
+    line = Text(_("class") + " ", "dim")
     for c in range(classes):
         line.append_text(_swatch(c, plain))
         line.append("  " if plain else f"{c}  ")  # the plain key holds the digit already
-    if not plain and line.cell_len + 17 <= width:
-        line.append("darker: less sure", "dim")
+    darker = _("darker: less sure")
+    if not plain and line.cell_len + len(darker) <= width:
+        line.append(darker, "dim")
     return line
 
 
@@ -242,17 +268,19 @@ def sequences(learned: Learned, width: int, plain: bool = False) -> Text:
 def _adding(learned: Learned, width: int, plain: bool) -> Text:
     """Target against prediction: the prediction a bar, the target a mark on the same scale."""
     text = Text(no_wrap=True, overflow="crop")
-    caption = f"the sum of the two marked values: target against predicted, step {learned.step}"
+    caption = _("the sum of the two marked values: target against predicted, step {step}").format(step=learned.step)
     if len(caption) > width:
-        caption = f"adding: target against predicted, step {learned.step}"
+        caption = _("adding: target against predicted, step {step}").format(step=learned.step)
     text.append(caption + "\n", "dim")
     known = [v for v in [*learned.targets, *learned.predictions] if isinstance(v, (int, float)) and math.isfinite(v)]
     top = max([2.0, *known])
     marked_w = 13 if width >= 56 else 0  # the two marked values, when there is room for them
     bar_w = max(width - marked_w - 21, 6)
-    text.append(f"{'marked':>11}  " if marked_w else "", "bold")
-    text.append(f"{'target':>6}  {'predicted':>9}", "bold")
-    text.append(f"  0{'·' * max(bar_w - 2 - len(num(top, 2)), 1)}{num(top, 2)}\n", "dim")
+    # TRANSLATORS: column heads of at most 11, 6 and 9 characters.
+    marked_head, target_head, predicted_head = _("marked"), _("target"), _("predicted")
+    text.append(f"{marked_head:>11}  " if marked_w else "", "bold")
+    text.append(f"{target_head:>6}  {predicted_head:>9}", "bold")
+    text.append(f"  0{G.empty * max(bar_w - 2 - len(num(top, 2)), 1)}{num(top, 2)}\n", "dim")
     bar_style = "" if plain else Style(color=_rgb(2))
     mark_style = "bold" if plain else Style(color=_point_rgb(3), bold=True)
     for inputs, target, pred in zip(learned.inputs, learned.targets, learned.predictions):
@@ -262,47 +290,49 @@ def _adding(learned: Learned, width: int, plain: bool) -> Text:
         text.append(f"{target:>6.2f}  {f'{pred:.2f}' if ok else 'nan':>9}  ")
         filled = min(bar_w, max(0, round(pred / top * bar_w))) if ok else 0  # type: ignore[operator]
         mark = min(bar_w - 1, max(0, round(target / top * bar_w) - 1))
-        text.append("█" * min(filled, mark), bar_style)
+        text.append(G.bar * min(filled, mark), bar_style)
         text.append(" " * max(mark - filled, 0), "dim")
-        text.append("┃", mark_style)
-        text.append("█" * max(filled - mark - 1, 0), bar_style)
+        text.append(G.mark, mark_style)
+        text.append(G.bar * max(filled - mark - 1, 0), bar_style)
         text.append("\n")
-    text.append("█ predicted  ┃ target", "dim")
+    text.append(f"{G.bar} {predicted_head}  {G.mark} {target_head}", "dim")
     return text
 
 
 def _copy(learned: Learned, width: int) -> Text:
     """The first symbols of each sequence (the first one is the one to name) and what the net named."""
     text = Text(no_wrap=True, overflow="crop")
-    text.append(f"name the first symbol at the end of the sequence: step {learned.step}\n", "dim")
+    text.append(
+        _("name the first symbol at the end of the sequence: step {step}").format(step=learned.step) + "\n", "dim"
+    )
     right = 0
     for inputs, target, pred in zip(learned.inputs, learned.targets, learned.predictions):
         text.append(f"{int(inputs[0]) if inputs else target}", "bold underline")
-        text.append(" " + " ".join(str(int(v)) for v in inputs[1:]) + " …", "dim")
-        text.append("  → named ")
+        text.append(" " + " ".join(str(int(v)) for v in inputs[1:]) + " " + G.ellipsis, "dim")
+        text.append(f"  {G.arrow} " + _("named") + " ")
         if pred == target:
             right += 1
-            text.append(f"{pred} ✓\n", "bold")
+            text.append(f"{pred} {G.ok}\n", "bold")
         else:
-            text.append(f"{pred if pred is not None else '?'} ✗", "bold reverse")
-            text.append(f" (was {target})\n")
-    text.append(f"named right: {right} of {len(learned.targets)}", "dim")
+            text.append(f"{pred if pred is not None else '?'} {G.wrong}", "bold reverse")
+            text.append(" " + _("(was {target})").format(target=target) + "\n")
+    text.append(_("named right: {right} of {count}").format(right=right, count=len(learned.targets)), "dim")
     return text
 
 
 def classes(learned: Learned, width: int, plain: bool = False) -> Text:
     """One bar per class: the share of its validation examples the net names right."""
     text = Text(no_wrap=True, overflow="crop")
-    text.append(f"validation accuracy per class at step {learned.step}\n", "dim")
+    text.append(_("validation accuracy per class at step {step}").format(step=learned.step) + "\n", "dim")
     bar_w = max(width - 18, 6)
     for c, (acc, count) in enumerate(zip(learned.accuracy, learned.counts)):
         text.append(f"{c:>2} ", "bold")
         cells = round((acc or 0.0) * bar_w)
-        text.append("█" * cells, "" if plain else class_style(c))
-        text.append("·" * (bar_w - cells), "dim")
+        text.append(G.bar * cells, "" if plain else class_style(c))
+        text.append(G.empty * (bar_w - cells), "dim")
         text.append(f" {'  -' if acc is None else f'{acc * 100:3.0f}'}%", "bold")
-        text.append(f" of {count}\n", "dim")
+        text.append(" " + _("of {count}").format(count=count) + "\n", "dim")
     total, right = sum(learned.counts), sum(learned.correct)
     if total:
-        text.append(f"all: {right / total * 100:.0f}% of {total}", "dim")
+        text.append(_("all: {share} of {count}").format(share=f"{right / total * 100:.0f}%", count=total), "dim")
     return text

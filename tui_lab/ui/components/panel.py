@@ -14,6 +14,8 @@ from rich.text import Text
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
+from tui_lab.core.i18n import _
+from tui_lab.ui import glyphs
 from tui_lab.ui.frame import Frame
 
 _UNSET: Any = object()
@@ -22,12 +24,18 @@ _UNSET: Any = object()
 class Panel:
     """Mixed into a Textual container: `class LossPanel(Panel, Vertical)`."""
 
-    BORDER_TITLE: ClassVar[str] = ""
+    BORDER_TITLE: ClassVar[str] = ""  # marked N_() where defined: shown in the current language
     BORDER_SUBTITLE: ClassVar[str] = ""
     DEFAULT_CLASSES = "panel"
     frame: Frame | None = None
     _key: Any = _UNSET
-    border_subtitle: str  # provided by the widget
+    border_title: str  # provided by the widget
+    border_subtitle: str
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.BORDER_TITLE:
+            self.border_title = _(self.BORDER_TITLE)
 
     def show(self, frame: Frame) -> bool:
         """Take the frame; redraw (and say so) when the part this panel draws changed."""
@@ -35,7 +43,7 @@ class Panel:
         if key == self._key:
             return False
         self._key, self.frame = key, frame
-        subtitle = self.subtitle(frame)
+        subtitle = glyphs.text(self.subtitle(frame))
         if self.border_subtitle != subtitle:  # each assignment repaints the whole border
             self.border_subtitle = subtitle
         self.draw(frame)
@@ -46,7 +54,11 @@ class Panel:
         return frame.view, frame.scrubbed
 
     def subtitle(self, frame: Frame) -> str:
-        return self.BORDER_SUBTITLE
+        return _(self.BORDER_SUBTITLE)
+
+    def render_str(self, text_content: Any) -> Any:
+        """The border's title and subtitle, spelled out in ASCII mode (ui/glyphs.py)."""
+        return super().render_str(glyphs.text(text_content) if isinstance(text_content, str) else text_content)  # type: ignore[misc]
 
     def draw(self, frame: Frame) -> None:
         raise NotImplementedError
@@ -68,7 +80,10 @@ class TextBody(Widget):
         self._rows = rows
 
     def render(self) -> Text:
-        return self.make(max(self.size.width, 20))
+        return glyphs.rich(self.make(max(self.size.width, 20)))  # what a panel did not spell itself (ASCII mode)
+
+
+MIN_PLOT_ROWS = 4  # a frame, a row of data, the tick labels
 
 
 class Plot(PlotextPlot):
@@ -89,20 +104,25 @@ class Plot(PlotextPlot):
         if self._drawn != (self._figure, size):
             plt = self.plt
             plt.clear_figure()  # a fresh figure: no ticks, frame or labels left from the last drawing
-            # Series are thinned to about the plot's width before plotting (plotext is slow on long ones).
-            if self._figure(plt, max(size[0] - 8, 10)) is False:
+            # Series are thinned to about the plot's width before plotting (plotext is slow on long ones). Under
+            # MIN_PLOT_ROWS rows plotext draws its axes upside down over nothing: no plot then.
+            if size[1] < MIN_PLOT_ROWS or self._figure(plt, max(size[0] - 8, 10)) is False:
+                plt.clear_figure()
                 plt.frame(False)
                 plt.xticks([])
                 plt.yticks([])
             self._drawn = (self._figure, size)
-        return super().render()
+        text = super().render()
+        if glyphs.G.ascii:  # plotext's frame and ticks are box drawing: ASCII, cell for cell
+            text.plain = glyphs.cells(text.plain)
+        return text
 
 
 def wrap(parts: list[Text], width: int, gap: str = "  ") -> list[Text]:
     """Parts on lines no wider than `width`, broken between parts (a part wider than a line gets its own)."""
     lines: list[Text] = []
     line = Text()
-    for part in parts:
+    for part in map(glyphs.rich, parts):  # spelled out before they are measured (ASCII mode)
         if line.cell_len and line.cell_len + len(gap) + part.cell_len > width:
             lines.append(line)
             line = Text()

@@ -16,11 +16,13 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 
 from tui_lab.core.fmt import LOG_FLOOR, finite
-from tui_lab.ui import palette
+from tui_lab.core.i18n import N_, _
+from tui_lab.ui import glyphs, palette
 from tui_lab.ui.bridge import Series
 from tui_lab.ui.components.axes import Axis, label, linear_axis, log_axis, nice_ticks, sci, step_axis
 from tui_lab.ui.components.panel import Panel, Plot, TextBody, wrap
 from tui_lab.ui.frame import Frame
+from tui_lab.ui.glyphs import G
 
 
 def pairs(series: Series, limit: int, transform: Callable[[float], float | None] | None = None) -> tuple[list, list]:
@@ -46,7 +48,7 @@ def pick_layers(n: int, most: int = 10) -> list[int]:
     return sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
 
 
-def layer_colors(n: int) -> list[tuple[int, int, int]]:
+def layer_colors(n: int) -> list[palette.PlotColor]:
     """Input side cyan -> output side violet: a layer's place, never a judgement (no red, yellow, green)."""
     return palette.layer_colors(n)
 
@@ -72,7 +74,7 @@ def mark_parts(marks: list[tuple[int, str]], lo: float, hi: float, most: int = 2
     shown = [(step, what) for step, what in marks if lo <= step <= hi]
     parts = [reference("│", f"{step}: {what}") for step, what in shown[-most:]]
     if len(shown) > most:
-        parts.insert(0, reference("│", f"+{len(shown) - most} earlier"))
+        parts.insert(0, reference("│", _("+{count} earlier").format(count=len(shown) - most)))
     return parts
 
 
@@ -181,7 +183,7 @@ class LossPanel(PlotPanel):
     """The loss (left axis, linear from 0 or log: g) and the accuracy (right axis, 0..1), the baseline's loss
     in grey on the same axes, the loss of guessing as a dim line, and mid-run changes as dim verticals."""
 
-    BORDER_TITLE = "Loss / accuracy"
+    BORDER_TITLE = N_("Loss / accuracy")
 
     def key(self, frame: Frame) -> Hashable:
         return frame.view, frame.scrubbed, frame.baseline, frame.labels, frame.loss_scale
@@ -193,21 +195,24 @@ class LossPanel(PlotPanel):
         parts = []
         base = frame.baseline.history if frame.baseline is not None else None
         if base is not None and len(base.loss):
-            name = frame.labels[0] if frame.labels else "baseline"
-            parts.append(swatch("··", palette.BASELINE_CURVE, f"baseline {name}" if name != "baseline" else name))
-        parts.append(swatch("━━", palette.LOSS, "loss" if not frame.labels else f"loss {frame.labels[1]}"))
+            name = frame.labels[0] if frame.labels and frame.labels[0] != "baseline" else ""
+            baseline = _("baseline {name}").format(name=name) if name else _("baseline")
+            parts.append(swatch(glyphs.caption(G.base_line), palette.BASELINE_CURVE, baseline))
+        current = (_("current") if frame.labels[1] == "current" else frame.labels[1]) if frame.labels else ""
+        loss = _("loss {name}").format(name=current) if current else _("loss")
+        parts.append(swatch(glyphs.caption(G.line), palette.LOSS, loss))
         if any(v is not None for v in h.acc.values):
-            parts.append(swatch("▞▞" if palette.no_color() else "━━", palette.ACC, "acc (right)"))
+            parts.append(swatch(glyphs.caption(acc_marker()), palette.ACC, _("acc (right)")))
         if any(v is not None for v in h.val_loss.values + h.val_acc.values):
-            parts.append(Text("• validation"))
+            parts.append(Text(G.dots + " " + _("validation")))
         chance = finite(frame.view.meta.chance_loss)
         if chance is not None:
-            parts.append(reference("──", f"guessing: {value_label(chance)}"))
+            parts.append(reference("──", _("guessing: {value}").format(value=value_label(chance))))
         steps = _steps(h.loss, base.loss if base is not None else None)
         if steps:
             parts += mark_parts(visible_marks(frame), min(steps), max([*steps, *marked(frame)]))
             if frame.scrubbed is not None:
-                parts.append(Text(f"┃ cursor: step {frame.scrubbed.step}", "bold"))
+                parts.append(Text("┃ " + _("cursor: step {step}").format(step=frame.scrubbed.step), "bold"))
         return parts
 
     def subtitle(self, frame: Frame) -> str:
@@ -215,19 +220,24 @@ class LossPanel(PlotPanel):
         if frame.view is None or not len(frame.view.history):
             return ""
         scale, why = loss_scale(frame)
-        words = "log" if scale == "log" else "linear from 0"
-        return f"loss axis: {words}" + (" (auto)" if why == "auto" else "") + " · g changes"
+        words = _("log") if scale == "log" else _("linear from 0")
+        return (
+            _("loss axis: {scale}").format(scale=words)
+            + (" " + _("(auto)") if why == "auto" else "")
+            + " · "
+            + _("g changes")
+        )
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         h = frame.view.history if frame.view is not None else None
         if h is None or not len(h):
-            plt.title("loss / accuracy: waiting for a run")
+            plt.title(_("loss / accuracy: waiting for a run"))
             return False
         base = frame.baseline.history if frame.baseline is not None and len(frame.baseline.history) else None
         steps = _steps(h.loss, h.val_loss, h.acc, base.loss if base is not None else None)
         values = _loss_values(frame)
         if not steps:
-            plt.title("loss: not finite")
+            plt.title(_("loss: not finite"))
             return False
         chance = finite(frame.view.meta.chance_loss)
         scale, _why = loss_scale(frame)
@@ -248,7 +258,7 @@ class LossPanel(PlotPanel):
             kept = [(a, math.log10(b) if b > 0 else ya.lo) for a, b in zip(xs, ys)]
             return [a for a, _ in kept], [b for _, b in kept]
 
-        self.frame_axes(plt, xa, ya, "step")
+        self.frame_axes(plt, xa, ya, _("step"))
         if chance is not None and ya.lo <= (math.log10(chance) if log and chance > 0 else chance) <= ya.hi:
             plt.hline(math.log10(chance) if log else chance, color=palette.curve(palette.REFERENCE_LINE))
         for step, _what in visible_marks(frame):
@@ -259,33 +269,42 @@ class LossPanel(PlotPanel):
         if base is not None:
             x, v = y(base.loss)
             if x:
-                plt.plot(x, v, color=palette.curve(palette.BASELINE_CURVE), marker="·")
+                plt.plot(x, v, color=palette.curve(palette.BASELINE_CURVE), marker=G.base_line)
         x, v = pairs(h.acc, width)
         if x:
-            # Under NO_COLOR the accuracy is told from the loss by its blocks.
-            plt.plot(
-                x, v, color=palette.curve(palette.ACC), marker="hd" if palette.no_color() else "braille", yside="right"
-            )
+            plt.plot(x, v, color=palette.curve(palette.ACC), marker=acc_marker(), yside="right")
             xv, vv = pairs(h.val_acc, width)
             if xv:
-                plt.scatter(xv, vv, color=palette.curve(palette.ACC), marker="•", yside="right")
+                plt.scatter(xv, vv, color=palette.curve(palette.ACC), marker=G.dots, yside="right")
             plt.ylim(0, 1, yside="right")
             right = [0.0, 0.5, 1.0] if rows >= 4 else [0.0, 1.0]
             plt.yticks(right, [label(t, 0.5) if t not in (0, 1) else str(int(t)) for t in right], yside="right")
         x, v = y(h.val_loss)
         if x:
-            plt.scatter(x, v, color=palette.curve(palette.LOSS), marker="•")
+            plt.scatter(x, v, color=palette.curve(palette.LOSS), marker=G.dots)
         x, v = y(h.loss)
         if x:
-            plt.plot(x, v, color=palette.curve(palette.LOSS), marker="braille")
+            plt.plot(x, v, color=palette.curve(palette.LOSS), marker=G.line)
         return True
+
+
+def by_marker() -> bool:
+    """Layers over time are told apart by marker, not only by colour: under NO_COLOR, and in ASCII mode (ten
+    lines of one character a cell would be a wall, whatever their colours)."""
+    return palette.no_color() or G.ascii
+
+
+def acc_marker() -> str:
+    """The accuracy's curve: told from the loss by its marker without colour (blocks), and in ASCII mode, where
+    a curve is one character a cell (+ against the loss's *)."""
+    return G.alt if palette.no_color() or G.ascii else G.line
 
 
 class GradTimePanel(PlotPanel):
     """log10 ||grad W|| per layer over the steps, input side cyan to output side violet; the baseline's first
     and last layer in grey on the same axes; mid-run changes as dim verticals."""
 
-    BORDER_TITLE = "‖∇W‖ per layer over time (log10)"
+    BORDER_TITLE = N_("‖∇W‖ per layer over time (log10)")
 
     key = LossPanel.key
 
@@ -297,12 +316,19 @@ class GradTimePanel(PlotPanel):
         parts = []
         base = frame.baseline
         if base is not None and len(base.history) and base.history.grads:
-            name = frame.labels[0] if frame.labels else "baseline"
-            parts.append(swatch("··", palette.BASELINE_CURVE, f"{name}: {base.names[0]}, {base.names[-1]}"
-                                if base.names else name))  # fmt: skip
+            name = frame.labels[0] if frame.labels and frame.labels[0] != "baseline" else _("baseline")
+            parts.append(swatch(glyphs.caption(G.base_line), palette.BASELINE_CURVE,
+                                f"{name}: {base.names[0]}, {base.names[-1]}" if base.names else name))  # fmt: skip
         chosen = self.chosen(len(names))
-        if palette.no_color():
-            parts.append(Text(f"━━ {names[0]} (input side)  •• {names[-1]} (output)"))
+        if by_marker():  # each line its marker, named (and its colour, when there is colour)
+            colors = layer_colors(len(names))
+            for k, j in enumerate(chosen):
+                name = names[j]
+                if j == 0:
+                    name = _("{layer} (input side)").format(layer=name)
+                elif j == len(names) - 1:
+                    name = _("{layer} (output)").format(layer=name)
+                parts.append(swatch(glyphs.caption(self.marker(k)), colors[j], name))
         else:
             colors = layer_colors(len(names))
             ramp = Text(f"{names[chosen[0]]} ")
@@ -314,37 +340,44 @@ class GradTimePanel(PlotPanel):
         if steps:
             parts += mark_parts(visible_marks(frame), min(steps), max([*steps, *marked(frame)]))
             if frame.scrubbed is not None:
-                parts.append(Text(f"┃ cursor: step {frame.scrubbed.step}", "bold"))
+                parts.append(Text("┃ " + _("cursor: step {step}").format(step=frame.scrubbed.step), "bold"))
         if any(v is not None and v <= 0 for series in h.grads for v in series.values):
-            parts.append(Text("exact 0: on the floor", "dim"))
+            parts.append(Text(_("exact 0: on the floor"), "dim"))
         return parts
 
     @staticmethod
     def chosen(n: int) -> list[int]:
-        """The layers drawn: up to 10 spread over the depth; under NO_COLOR the first and last (by glyph)."""
-        return [0, n - 1] if palette.no_color() and n > 1 else pick_layers(n)
+        """The layers drawn: up to 10 spread over the depth, told apart by colour; by marker (`by_marker`) as
+        many as there are markers (4: the input side, the output layer and two between)."""
+        return pick_layers(n, len(G.plain_lines)) if by_marker() else pick_layers(n)
+
+    @staticmethod
+    def marker(k: int) -> str:
+        """The marker of the k-th layer drawn."""
+        return G.plain_lines[k % len(G.plain_lines)] if by_marker() else G.line
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         h = frame.view.history if frame.view is not None else None
         names = frame.layer_names
         if h is None or not len(h) or not names:
-            plt.title("waiting for gradients")
+            plt.title(_("waiting for gradients"))
             return False
         base = frame.baseline.history if frame.baseline is not None and len(frame.baseline.history) else None
-        chosen = [j for j in self.chosen(len(names)) if j < len(h.grads)]
+        picked = self.chosen(len(names))  # its k-th layer takes the k-th marker, as the caption says
+        chosen = [j for j in picked if j < len(h.grads)]
         base_rows = sorted({0, len(base.grads) - 1}) if base is not None and base.grads else []
         drawn = [h.grads[j] for j in chosen] + [base.grads[j] for j in base_rows] if base is not None else []
         drawn = drawn or [h.grads[j] for j in chosen]
         logs = [math.log10(v) for s in drawn for v in s.values if v is not None and v > 0]
         steps = _steps(*drawn)
         if not logs or not steps:
-            plt.title("‖∇W‖: exactly 0 everywhere" if steps else "waiting for gradients")
+            plt.title(glyphs.text(_("‖∇W‖: exactly 0 everywhere")) if steps else _("waiting for gradients"))
             return False
         rows = self.rows()
         xa = step_axis(min(steps), max([*steps, *marked(frame)]), x_ticks_for(self.plot.size.width))
         lo = min(min(logs), LOG_FLOOR) if any(v == 0 for s in drawn for v in s.values) else min(logs)
         ya = log_axis(lo, max(logs), y_ticks_for(rows), decades=True)
-        self.frame_axes(plt, xa, ya, "step")
+        self.frame_axes(plt, xa, ya, _("step"))
         for step, _what in visible_marks(frame):
             if xa.lo <= step <= xa.hi:
                 plt.vline(step, color=palette.curve(palette.REFERENCE_LINE))
@@ -355,42 +388,45 @@ class GradTimePanel(PlotPanel):
             for j in base_rows:
                 x, v = pairs(base.grads[j], width, floor)
                 if x:
-                    plt.plot(x, v, color=palette.curve(palette.BASELINE_CURVE), marker="·")
+                    plt.plot(x, v, color=palette.curve(palette.BASELINE_CURVE), marker=G.base_line)
         colors = layer_colors(len(names))
-        for j in chosen:
+        for k, j in enumerate(picked):
+            if j >= len(h.grads):
+                continue
             x, v = pairs(h.grads[j], width, floor)
             if x:
-                last = palette.no_color() and j == chosen[-1] and j != chosen[0]
-                plt.plot(x, v, color=palette.curve(colors[j]), marker="•" if last else "braille")
+                plt.plot(x, v, color=palette.curve(colors[j]), marker=self.marker(k))
         return True
 
 
 class HistogramPanel(PlotPanel):
-    BORDER_TITLE = "∇W histogram"
+    BORDER_TITLE = N_("∇W histogram")
 
     def key(self, frame: Frame) -> Hashable:
         return frame.view, frame.scrubbed is not None, frame.hist_layer, frame.histograms
 
     def subtitle(self, frame: Frame) -> str:
         names = frame.layer_names
-        name = names[frame.hist_layer] if frame.hist_layer < len(names) else f"layer {frame.hist_layer + 1}"
-        return f"{name} · [ ] choose layer"
+        name = (
+            names[frame.hist_layer] if frame.hist_layer < len(names) else _("layer {n}").format(n=frame.hist_layer + 1)
+        )
+        return f"{name} · [ ] " + _("choose layer")
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         hist = frame.view.histogram if frame.view is not None and frame.histograms else None
         if frame.scrubbed is not None:  # histograms are not kept: only the latest one exists
-            plt.title("histogram: of the latest snapshot only (End)")
+            plt.title(_("histogram: of the latest snapshot only (End)"))
             return False
         if hist is None:
             plt.title(
-                "histogram: comes with the next snapshot"
+                _("histogram: comes with the next snapshot")
                 if frame.histograms
-                else "histograms are not recorded in the run directory"
+                else _("histograms are not recorded in the run directory")
             )
             return False
         edges, counts = hist.edges, hist.counts
         centers = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
-        plt.bar(centers, counts, color=palette.curve(palette.HIST), width=0.9)
+        plt.bar(centers, counts, color=palette.curve(palette.HIST), width=0.9, marker=G.bars)
         plt.xticks([edges[0], 0.0, edges[-1]], [sci(edges[0], 1), "0", sci(edges[-1], 1)])
         ticks = nice_ticks(0, max(max(counts, default=0), 1), y_ticks_for(self.rows()), integer=True)
         plt.ylim(0, ticks[-1])
@@ -401,7 +437,7 @@ class HistogramPanel(PlotPanel):
 class TimeGradPanel(PlotPanel):
     """Recurrent models: log10 ||d loss / d x_t|| per time step t, the baseline's in grey on the same axes."""
 
-    BORDER_TITLE = "‖dloss/dx_t‖ per time step (log10)"
+    BORDER_TITLE = N_("‖dloss/dx_t‖ per time step (log10)")
 
     def key(self, frame: Frame) -> Hashable:
         return frame.view, frame.scrubbed, frame.baseline, frame.cfg.recurrent
@@ -410,32 +446,32 @@ class TimeGradPanel(PlotPanel):
         tgn = frame.snapshot.time_grad_norm if frame.snapshot is not None else None
         if not tgn:
             return []
-        parts = [swatch("━━", palette.TIME, "‖dL/dx_t‖ by time step t, input first")]
+        parts = [swatch(glyphs.caption(G.line), palette.TIME, _("‖dL/dx_t‖ by time step t, input first"))]
         if frame.baseline is not None and frame.baseline.time_grads:
-            name = frame.labels[0] if frame.labels else "baseline"
-            parts.insert(0, swatch("··", palette.BASELINE_CURVE, name))
+            name = frame.labels[0] if frame.labels and frame.labels[0] != "baseline" else _("baseline")
+            parts.insert(0, swatch(glyphs.caption(G.base_line), palette.BASELINE_CURVE, name))
         return parts
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         tgn = frame.snapshot.time_grad_norm if frame.snapshot is not None else None
         if not tgn:
-            plt.title("||dloss/dx_t||: waiting for a run" if frame.cfg.recurrent else "recurrent models only")
+            plt.title(_("||dloss/dx_t||: waiting for a run") if frame.cfg.recurrent else _("recurrent models only"))
             return False
         base = frame.baseline.time_grads if frame.baseline is not None else None
         curves = [list(tgn)] + ([list(base)] if base else [])
         logs = [math.log10(v) for c in curves for v in c if v is not None and math.isfinite(v) and v > 0]
         if not logs:
-            plt.title("||dloss/dx_t||: exactly 0 at every step")
+            plt.title(_("||dloss/dx_t||: exactly 0 at every step"))
             return False
         xa = step_axis(1, max(len(c) for c in curves), x_ticks_for(self.plot.size.width))
         ya = log_axis(min(logs), max(logs), y_ticks_for(self.rows()), decades=True)
-        self.frame_axes(plt, xa, ya, "time step t")
+        self.frame_axes(plt, xa, ya, _("time step t"))
         floor = lambda v: math.log10(v) if v > 0 else ya.lo
         if base:
             x, v = pairs(Series(steps=list(range(1, len(base) + 1)), values=base), width, floor)
             if x:
-                plt.plot(x, v, color=palette.curve(palette.BASELINE_CURVE), marker="·")
+                plt.plot(x, v, color=palette.curve(palette.BASELINE_CURVE), marker=G.base_line)
         x, v = pairs(Series(steps=list(range(1, len(tgn) + 1)), values=list(tgn)), width, floor)
         if x:
-            plt.plot(x, v, color=palette.curve(palette.TIME), marker="braille")
+            plt.plot(x, v, color=palette.curve(palette.TIME), marker=G.line)
         return True

@@ -9,8 +9,9 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui_lab.core import fmt
-from tui_lab.ui import palette
-from tui_lab.ui.commands import HINT, SCRUB_HINT
+from tui_lab.core.i18n import _
+from tui_lab.ui import glyphs, palette
+from tui_lab.ui.commands import SCRUB_HINT, hint_line
 from tui_lab.ui.components.panel import Panel
 from tui_lab.ui.frame import Frame
 
@@ -31,7 +32,7 @@ STATE_STYLE = {
 def progress_bar(frac: float, width: int) -> str:
     frac = min(max(frac, 0.0), 1.0)
     full = int(frac * width)
-    return "▓" * full + "░" * (width - full)
+    return glyphs.G.done * full + glyphs.G.todo * (width - full)
 
 
 class StatusBar(Panel, Static):
@@ -51,7 +52,7 @@ class StatusBar(Panel, Static):
         view = frame.view
         snap = frame.scrubbed or (view.latest if view is not None else None)  # the numbers of what is shown
         meta = view.meta if view is not None else None
-        device = (meta.device if meta else "") or "…"
+        device = (meta.device if meta else "") or glyphs.G.ellipsis
         name = meta.device_name if meta else ""
         if name and name != device and not device.startswith(name):
             device = f"{device} {name}"
@@ -64,33 +65,52 @@ class StatusBar(Panel, Static):
         line1.append(" tui-lab ", "bold reverse")
         line1.append(f" {frame.name or frame.preset} ", "bold")
         line1.append("· ")
-        line1.append(frame.state, STATE_STYLE.get(frame.state, ""))
-        if frame.position:
-            line1.append(f" {frame.position}", "bold")
-        if not frame.read_only:
-            line1.append(" · pace ")
-            line1.append(frame.pace, "bold" if frame.pace != "max" else "")
-        line1.append(f" · {device} · step {step}/{total} ")
+        line1.append(_(frame.state), STATE_STYLE.get(frame.state, ""))
+        if frame.position:  # 'snapshot 3/81 (←/→, End: latest)': the keys only where there is room
+            position = frame.position if width >= 100 else frame.position.split(" (")[0]
+            line1.append(f" {position}", "bold")
+        if frame.scrubbed is not None:  # the snapshot's own step, as its panels and the curves' cursor say it
+            steps = _("step {step}").format(step=frame.scrubbed.step)
+        else:  # steps taken so far
+            steps = _("step {step}/{total}").format(step=step, total=total)
+        pace = Text(" · " + _("pace") + " ")
+        pace.append(_(frame.pace), "bold" if frame.pace != "max" else "")
+        # What goes when 80 columns cannot hold it all: the device first, then the pace (the footer has its keys)
+        for extras in ((True, True), (True, False), (False, False)):
+            fits = line1.cell_len + len(steps) + 12 + (pace.cell_len if extras[0] else 0)
+            fits += len(device) + 3 if extras[1] else 0
+            if fits <= width:
+                break
+        if extras[0] and not frame.read_only:
+            line1.append_text(pace)
+        line1.append(f" · {device} · {steps} " if extras[1] else f" · {steps} ")
         room = min(30, width - line1.cell_len - 6)
         if room >= 6:  # a narrow terminal keeps the numbers and drops the bar
             line1.append(progress_bar(frac, room), palette.style(palette.ACCENT))
         line1.append(f" {frac * 100:3.0f}%")
         line2 = Text(no_wrap=True, overflow="ellipsis")
+        # A long error gets the line to itself (a divergence keeps the numbers: the gradient panel says where)
+        if frame.message and frame.state != "diverged" and len(frame.message) + 40 > width:
+            snap = None
         if snap is not None:
             line2.append(" " + "  ".join(fmt.metrics(snap)))
-            line2.append("  " + "  ".join(fmt.speed(snap)), "dim")
-        else:
-            line2.append(" " + HINT, "dim")
+            moving = frame.state in ("running", "paused", "loading") and frame.scrubbed is None
+            line2.append("  " + "  ".join(fmt.speed(snap)[: None if moving else 1]), "dim")  # an ETA while it goes
+        elif not frame.message:
+            line2.append(" " + glyphs.text(hint_line()), "dim")
         if frame.loaded:
-            line2.append(f"  loaded: {frame.loaded} (n runs it)", "bold")
+            line2.append("  " + _("loaded: {name} (n runs it)").format(name=frame.loaded), "bold")
         hint = snap is not None and not frame.position and frame.state not in ("running", "loading")
-        if frame.message:
-            line2.append("  " + frame.message, palette.style(palette.ALARM, "bold"))
-        if frame.run_dir:
-            room = width - line2.cell_len - 4
-            shown = frame.run_dir if len(frame.run_dir) <= room else "…" + frame.run_dir[-max(room - 1, 12) :]
-            line2.append(f"  → {shown}", "dim italic")
-        if hint and line2.cell_len + len(SCRUB_HINT) + 2 <= width:  # the run directory first; then, with room
-            line2.append(f"  {SCRUB_HINT}", "dim")
+        if frame.message:  # cut only here: the whole text is in a notification and the findings panel
+            mark = glyphs.G.error + " " if palette.no_color() else ""  # without colour, the mark says it is one
+            line2.append(("  " if line2.cell_len else " ") + mark + frame.message, palette.style(palette.ALARM, "bold"))
+        room = width - line2.cell_len - 3 - len(glyphs.G.arrow)
+        if frame.run_dir and room >= 24:  # a path cut at both ends says nothing: the findings panel has it whole
+            dots = glyphs.G.ellipsis
+            shown = frame.run_dir if len(frame.run_dir) <= room else dots + frame.run_dir[-max(room - len(dots), 12) :]
+            line2.append(f"  {glyphs.G.arrow} {shown}", "dim italic")
+        scrub_hint = glyphs.text(_(SCRUB_HINT))
+        if hint and line2.cell_len + len(scrub_hint) + 2 <= width:  # the run directory first; then, with room
+            line2.append(f"  {scrub_hint}", "dim")
         lines = Text("\n", no_wrap=True, overflow="ellipsis").join([line1, line2])
-        self.update(lines)  # two lines, never more: a wrapped first line would push the metrics away
+        self.update(glyphs.rich(lines))  # two lines, never more: a wrapped first line would push the metrics away
