@@ -53,7 +53,7 @@ async def test_findings_that_do_not_fit_say_so_and_scroll_with_f():
         await pilot.press("2")
         panel = app.query_one(FindingsPanel)
         await wait_for(pilot, lambda: panel.max_scroll_y > 0)
-        await wait_for(pilot, lambda: "more lines" in on_screen(app, "#p-findings"))
+        await wait_for(pilot, lambda: "more line" in on_screen(app, "#p-findings"))
         first = on_screen(app, "#p-findings")
         await pilot.press("f")
         await wait_for(pilot, lambda: app.focused is panel)
@@ -61,7 +61,7 @@ async def test_findings_that_do_not_fit_say_so_and_scroll_with_f():
         await wait_for(pilot, lambda: panel.scroll_y == panel.max_scroll_y)
         await pilot.pause(0.1)
         last = on_screen(app, "#p-findings")
-        assert last != first and "more lines" not in last  # the rest is on screen, and the border says so
+        assert last != first and "more line" not in last  # the rest is on screen, and the border says so
 
 
 @aio

@@ -48,7 +48,7 @@ class Terminal:
 
 def layout(rows: list[str]) -> list[str]:
     """What a layout is made of: where the panels' borders and titles are (the numbers may differ)."""
-    return [row for row in rows if "╭" in row or "╰" in row or "Config" in row]
+    return [row for row in rows if "╭" in row or "╰" in row or "Config" in row] + rows[-1:]  # and the footer
 
 
 @pytest.mark.slow
@@ -68,5 +68,31 @@ def test_a_resize_in_any_order_gives_the_screen_of_a_fresh_start(tmp_path):
         for cols, rows in sizes:
             shown = layout(term.resize(cols, rows))
             assert shown == fresh[cols, rows], f"after a resize to {cols}x{rows} the layout differs from a fresh start"
+    finally:
+        term.close()
+
+
+@pytest.mark.slow
+def test_the_real_app_in_portuguese_shows_no_english_ui_words(tmp_path):
+    """`tui-lab --lang pt` in a real pty, as a terminal shows it: the idle screen, then a run in every view."""
+    from test_i18n import english_left
+
+    env = term_env({"TUI_LAB_RUNS": str(tmp_path)})
+    term = Terminal.__new__(Terminal)
+    term.app = PtyProcess([*ARGV[:3], "--lang", "pt", *ARGV[3:], "--set", "train.steps=100000"], 120, 36, env=env)
+    term.screen = pyte.Screen(120, 36)
+    term.stream = pyte.ByteStream(term.screen)
+    term.fed = 0
+    try:
+        seen = {"idle": term.settle(quiet=1.0)}
+        term.app.write(b"r")
+        for view in "12345":
+            term.app.write(view.encode())
+            seen[f"view {view}"] = term.settle(quiet=1.0, timeout=5.0)
+        term.app.write(b"x")
+        # a run's own words (paths, config keys) are not the UI's: only the status, the tabs, titles and footer
+        left = {where: english_left(rows) for where, rows in seen.items()}
+        assert not any(left.values()), left
+        assert any("Gradientes" in row for row in seen["view 2"])  # and it is Portuguese, not blank
     finally:
         term.close()

@@ -120,7 +120,7 @@ def paused_app(view_keys: str = "", baseline: bool = False, diverged: bool = Fal
         app.clear_notifications()
         for key in view_keys:
             await pilot.press(key)
-        await pilot.pause(0.4)
+        await pilot.pause(1.0)  # a cold process takes longer to settle every panel
 
     return app, before
 
@@ -161,7 +161,7 @@ class TestPausedScreen:
         async def scrub(pilot):
             await before(pilot)
             await pilot.press("home", "right")
-            await pilot.pause(0.4)
+            await pilot.pause(1.0)  # a cold process takes longer to settle every panel
 
         assert snap_compare(app, terminal_size=(120, 36), run_before=scrub)
 

@@ -362,7 +362,9 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     if isinstance(value, (str, bool, int, float)):
-        return tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
+        shown = tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
+        # One line, always: a character that breaks a line or prints nothing (U+0085, U+2028...) as its escape
+        return "".join(c if c.isprintable() else f"\\u{ord(c):04X}" for c in shown)
     return str(value)
 
 

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 
 from tui_lab.core.fmt import finite
+from tui_lab.core.i18n import _
 from tui_lab.core.run import Histogram, Learned, RunMeta, RunResult, Snapshot
 
 
@@ -141,7 +142,7 @@ class Bridge:
                 self.history.add(snap)
             self.history.marks += [(c.step, c.label) for c in snap.changes]
             if snap.nonfinite:
-                self.history.marks.append((snap.step, "diverged"))
+                self.history.marks.append((snap.step, _("diverged")))
             self.snapshots += 1
             self.version += 1
 

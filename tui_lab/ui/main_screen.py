@@ -28,12 +28,14 @@ from tui_lab.ui.components.learned import LearnedPanel
 from tui_lab.ui.components.panel import Panel
 from tui_lab.ui.components.plots import GradTimePanel, HistogramPanel, LossPanel, TimeGradPanel
 from tui_lab.ui.components.status import StatusBar
+from tui_lab.ui.frame import Frame
 from tui_lab.ui.state import LabState
 
 POLL_S = 1 / 6  # how often the screen looks at the run: 6 Hz
 PANEL_INTERVAL_S = 0.5  # panels redraw at most twice a second while training (GIL and terminal bandwidth)
 WIDE = (150, 40)  # at least this many columns and rows: every panel at once
 TWO_COLUMNS = 110
+FLOW_ROWS = 14  # one column: at most this many rows for the bars (a 10-layer net); deeper nets fold
 PALETTE_HINT_COLUMNS = 100  # below this every footer key is worth more than the palette hint
 
 # Views for terminals smaller than WIDE: (key, title, panels in one column, panels in two columns).
@@ -58,6 +60,7 @@ class LabScreen(Screen):
         self.view_chosen = False  # by the user or the lesson; else a run moves view 1 (config) to 2 (gradients)
         self._panel_view: View | None = None  # the view the panels were last given
         self._panel_time = 0.0
+        self._panel_state: str | None = None  # the run state the panels were last given
         self._told: object = None  # the run result last told in a notification
         self.meter = TerminalMeter()  # the panels' repaints keep the terminal under a byte budget
 
@@ -89,7 +92,10 @@ class LabScreen(Screen):
         # The event's size: during the resize `self.size` may still be the old one, and the layout would lag
         # one resize behind (120x36 -> 80x24 giving the two-column grid squeezed into 80 columns).
         self.arrange_panels(event.size)
-        self.query_one(Footer).show_command_palette = event.size.width >= PALETTE_HINT_COLUMNS
+        footer, hint = self.query_one(Footer), event.size.width >= PALETTE_HINT_COLUMNS
+        if footer.show_command_palette != hint:
+            footer.show_command_palette = hint
+            footer.refresh(recompose=True)  # the footer only reads it when it composes
 
     @property
     def config_panel(self) -> ConfigPanel:
@@ -132,6 +138,12 @@ class LabScreen(Screen):
         }
         if (set(self.classes) & LAYOUT_CLASSES) != wanted:
             self.set_classes((set(self.classes) - LAYOUT_CLASSES) | wanted)
+        grid = self.query_one("#panels").styles
+        if not wide and not two and key == "gradients":  # the bars' rows, exactly: a fixed height, no feedback
+            layers = (self.lab.run.cfg if self.lab.run is not None else self.lab.cfg).model.depth + 1  # and out
+            grid.grid_rows = f"{min(layers + 3, FLOW_ROWS)} 1fr"  # + the axis and the two borders
+        elif "grid_rows" in grid.get_rules():
+            grid.clear_rule("grid_rows")
         for panel in self.panels:
             panel.display = panel.id in visible  # type: ignore[attr-defined]
         bar = self.query_one("#viewbar", Static)
@@ -179,6 +191,14 @@ class LabScreen(Screen):
             self.meter.repainted()
         if self._panel_view is not view:
             frame = self.lab.frame(self._panel_view)
+        if self._panel_state not in (None, frame.state):  # p, r, x: the status line answers the key first,
+            self._panel_state = frame.state  # the panels (plots: tens of ms) repaint in the frame after,
+            self.call_after_refresh(self.refresh_panels)  # from a fresh frame
+            return
+        self._panel_state = frame.state
+        self._show_panels(frame)
+
+    def _show_panels(self, frame: Frame) -> None:
         for panel in self.panels:
             panel.show(frame)
 

@@ -112,6 +112,8 @@ class Plot(PlotextPlot):
                 plt.xticks([])
                 plt.yticks([])
             self._drawn = (self._figure, size)
+        if size[1] < MIN_PLOT_ROWS and size[1] > 0:  # say so, rather than blank rows
+            return Text(glyphs.text(_("(too short for this plot: a taller terminal shows it)")), "dim")
         text = super().render()
         if glyphs.G.ascii:  # plotext's frame and ticks are box drawing: ASCII, cell for cell
             text.plain = glyphs.cells(text.plain)

@@ -118,6 +118,11 @@ class PlotPanel(Panel, Vertical):
         self.plot = Plot()
         yield self.plot
 
+    def on_resize(self) -> None:
+        # The caption's height follows its wrapped lines, which follow the width: lay it out again, or a resize
+        # leaves it the height it had at the old width (blank rows above the plot).
+        self.caption.refresh(layout=True)
+
     def draw(self, frame: Frame) -> None:
         self._caption = self.caption_parts(frame)
         self.caption.display = bool(self._caption)
