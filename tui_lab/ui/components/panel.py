@@ -11,6 +11,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual.geometry import Size
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
@@ -81,6 +82,11 @@ class TextBody(Widget):
 
     def render(self) -> Text:
         return glyphs.rich(self.make(max(self.size.width, 20)))  # what a panel did not spell itself (ASCII mode)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        """The lines the text takes at the width the layout offers: not at `self.size`, which during a layout
+        pass is still the old width (a caption measured at 20 columns kept two rows at 56: blank rows)."""
+        return max(1, len(self.make(max(width, 20)).wrap(self.app.console, max(width, 20))))
 
 
 MIN_PLOT_ROWS = 4  # a frame, a row of data, the tick labels
