@@ -47,13 +47,22 @@ HEADLESS_PROBE = r"""
 import importlib.abc, importlib.util, sys, time
 
 class TorchImported(importlib.abc.MetaPathFinder):
+    # Stays in place until torch is really loaded: a find_spec("torch") that only asks whether torch is there
+    # (core/devices.py) must not use it up.
+    busy = False
+
     def find_spec(self, name, path=None, target=None):
-        if name != "torch":
+        if name != "torch" or self.busy:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        self.busy = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.busy = False
         load = spec.loader.exec_module
         def exec_module(module):
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             load(module)
             sys.stderr.write(f"TORCH_IMPORTED {time.time()}\n")
             sys.stderr.flush()

@@ -120,3 +120,36 @@ def test_bench_ui_smoke(tmp_path):
     assert {"tui_vs_headless", "tui_s_median", "headless_s_median", "meets_target"} <= set(data["speed"])
     assert {"kb_per_s", "idle_kb_per_s", "meets_target"} <= set(data["bandwidth"])
     assert {"rss_growth_mb", "rss_early_mb", "rss_late_mb", "meets_target"} <= set(data["memory"])
+
+
+@needs_pty
+def test_fuzz_tui_smoke(tmp_path):
+    pytest.importorskip("pyte")
+    out = tmp_path / "copy.json"
+    data = run_bench("fuzz_tui", tmp_path, "--seed", "3", "--json", str(out), timeout=300)
+    for key in (
+        "seed",
+        "events",
+        "events_by_kind",
+        "probes",
+        "crashes",
+        "hangs",
+        "threads",
+        "rss_mb",
+        "quit_by",
+        "exit_code",
+        "terminal_restored",
+        "failures",
+        "passed",
+    ):
+        assert key in data, key
+    assert data["seed"] == 3 and data["events"] > 0 and data["rss_mb"]["max"] > 0
+    assert json.loads(out.read_text())["events"] == data["events"]  # --json writes the same summary
+
+
+def test_bench_watch_smoke(tmp_path):
+    data = run_bench("bench_watch", tmp_path, "--arms", "plain,watch,tensorboard,wandb")
+    mlp = data["models"]["mlp"]
+    assert set(mlp) | set(data["skipped"]) == {"plain", "watch", "tensorboard", "wandb"}
+    assert mlp["plain"]["ratio"] == 1.0 and mlp["watch"]["ratio"] > 0 and mlp["watch"]["ms_per_step"] > 0
+    assert data["target"] == 1.05 and data["every"] == 10

@@ -106,8 +106,9 @@ def test_a_non_empty_out_directory_is_refused_unless_forced(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="not empty.*--force"):
         RunLog(tmp_path)
-    RunLog(tmp_path, force=True)
-    assert (tmp_path / "keep.txt").read_text() == "mine"  # --force never deletes unrelated files
+    with pytest.raises(UserError, match="not a tui-lab run"):  # --force replaces runs only (tests/test_run_dirs.py)
+        RunLog(tmp_path, force=True)
+    assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
 def test_an_unwritable_out_directory_is_a_clear_error(tmp_path):

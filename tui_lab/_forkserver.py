@@ -7,8 +7,21 @@ the server exits in about 0.1 s instead of 0.4 s (the final collections over eve
 """
 
 import gc
+import signal
 
-import tui_lab.core.trainer  # torch, the models, the probes
-import tui_lab.sweep  # noqa: F401 - the workers' entry points
+from tui_lab.signals import die_with_parent
+
+# The server belongs to the sweep that started it. Ctrl-C, a hang-up or a kill sent to the sweep's process group
+# are the sweep's to handle (it stops its workers and finishes their runs); the server ends with the sweep,
+# whatever ends it: SIGKILL from the kernel when its parent is gone, and its workers, which ask for SIGTERM when
+# the server is gone, then finish their runs and leave (sweep._worker_main). Before torch: a Ctrl-C while it
+# loads would otherwise kill the server and fail the sweep.
+for _sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+    if _sig is not None:
+        signal.signal(_sig, signal.SIG_IGN)
+die_with_parent(signal.SIGKILL)
+
+import tui_lab.core.trainer  # noqa: E402 - torch, the models, the probes
+import tui_lab.sweep  # noqa: E402, F401 - the workers' entry points
 
 gc.freeze()

@@ -16,9 +16,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tui_lab import __version__
+from tui_lab.core.fmt import printable  # re and math only
 from tui_lab.core.i18n import N_, _  # the standard library's gettext only
 
 if TYPE_CHECKING:
@@ -43,6 +44,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _main(args)
     finally:
         i18n.set_language(previous)  # as it was: main() called in-process (tests) leaves nothing behind
+        if argv is None:  # the console script, about to exit: its work is written
+            _quiet_exit()
+
+
+def _quiet_exit() -> None:
+    """A Ctrl-C while the interpreter winds down (torch's clean-up takes a moment) ends it as it is, without a
+    KeyboardInterrupt traceback from some finaliser: every run directory is already finished by then."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    except (ValueError, OSError):  # not the main thread
+        pass
 
 
 def _main(argv: list[str]) -> int:
@@ -61,6 +75,20 @@ def _main(argv: list[str]) -> int:
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a full disk, a permission, a name too long: the user's to fix, one line naming the path
+        from tui_lab.core.errors import one_line, os_error_line, user_side
+
+        if _debug():
+            import traceback
+
+            traceback.print_exc()
+        if user_side(exc):
+            _error(os_error_line(exc))
+            return 2
+        _error(_("internal error: {error}").format(error=one_line(exc)))
+        if not _debug():
+            _error(_("rerun with {variable}=1 to see the traceback").format(variable=DEBUG_ENV))
+        return 1
     except Exception as exc:  # noqa: BLE001 - the last resort: one line (or the traceback with TUI_LAB_DEBUG)
         from tui_lab.core.errors import UserError, one_line
 
@@ -192,14 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
         "run", parents=[overrides, device, lang], help=_("train a preset headless, printing progress lines")
     )
     run.add_argument("preset", metavar="NAME|PATH", help=preset)
-    run.add_argument("--out", type=Path, metavar="DIR", help=_("write the run directory here"))
+    run.add_argument("--out", type=_path_arg("--out"), metavar="DIR", help=_("write the run directory here"))
     run.add_argument("--force", action="store_true", help=_("overwrite DIR if it already holds a run"))
 
     sub.add_parser("presets", parents=[lang], help=_("list the presets with their titles"))
 
     show = sub.add_parser("show", parents=[lang], help=_("open a finished or running run directory in the TUI"))
-    show.add_argument("run_dir", type=Path, metavar="DIR", help=_("a run directory (holds config.toml)"))
+    show.add_argument("run_dir", type=_path_arg("show"), metavar="DIR", help=_("a run directory (holds config.toml)"))
     show.add_argument("--ascii", action="store_true", default=argparse.SUPPRESS, help=ascii_help)
+
+    export = sub.add_parser("export", parents=[lang], help=_("a run directory as CSV or TensorBoard event files"))
+    export.add_argument("run_dir", type=_path_arg("export"), metavar="DIR", help=_("a run directory"))
+    export.add_argument("--format", required=True, choices=("csv", "tensorboard"), help=_("csv or tensorboard"))
+    out_help = _("where to write (default: inside DIR)")
+    export.add_argument("--out", type=_path_arg("--out"), metavar="PATH", help=out_help)
 
     sweep = sub.add_parser(
         "sweep", parents=[overrides, device, lang], help=_("train every combination of a grid of config values")
@@ -213,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("a config key and the values to try, e.g. --grid model.activation=sigmoid,relu (repeatable)"),
     )
     sweep.add_argument("--jobs", type=int, default=1, metavar="J", help=_("runs in parallel (default 1)"))
-    sweep.add_argument("--out", type=Path, metavar="DIR", help=_("write the run directories and summary here"))
+    sweep.add_argument(
+        "--out", type=_path_arg("--out"), metavar="DIR", help=_("write the run directories and summary here")
+    )
     return parser
 
 
@@ -229,7 +265,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(
             _("--preset opens the TUI; with `{command}`, name the preset after the subcommand").format(command=command)
         )
-    if command in ("presets", "show") and (args.top_overrides or args.top_device):
+    if command in ("presets", "show", "export") and (args.top_overrides or args.top_device):
         parser.error(_("--set and --device do not apply to `{command}`").format(command=command))
     lang = pick_language(args.lang)
 
@@ -241,15 +277,21 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return _cmd_show(args.run_dir, lang, args.ascii)
     if command == "sweep":
         return _cmd_sweep(args)
+    if command == "export":
+        from tui_lab.export import export
+
+        print(export(args.run_dir, args.format, args.out))
+        return 0
     return _cmd_tui(args, lang)
 
 
 def _cmd_tui(args: argparse.Namespace, lang: str) -> int:
     name: str | None = None
     cfg: LabConfig | None = None
-    if args.top_preset or args.top_overrides or args.top_device:
+    if args.top_preset is not None or args.top_overrides or args.top_device is not None:  # '' is refused, not ignored
         name, cfg = _build_config(args.top_preset, args.top_overrides, device=args.top_device)
         _refuse_missing_device(cfg, args.top_device, args.top_overrides, args.top_preset)  # before the TUI opens
+        _refuse_over_budget(cfg)
     from tui_lab.ui.app import run_app
 
     return run_app(preset_name=name, cfg=cfg, lang=lang, ascii=args.ascii)
@@ -257,7 +299,8 @@ def _cmd_tui(args: argparse.Namespace, lang: str) -> int:
 
 def _cmd_run(args: argparse.Namespace, lang: str) -> int:
     name, cfg = _config_for_subcommand(args)
-    _refuse_missing_device(cfg, args.device or args.top_device, [*args.top_overrides, *args.overrides], args.preset)
+    _refuse_missing_device(cfg, _device_flag(args), [*args.top_overrides, *args.overrides], args.preset)
+    _refuse_over_budget(cfg)
     from tui_lab.headless import run_headless
 
     return run_headless(name, cfg, out=args.out, force=args.force, lang=lang)
@@ -272,7 +315,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UserError(_("--jobs {jobs}: must be at least 1").format(jobs=args.jobs))
     if not any(key == "train.device" for key, _values in grid):  # else run_sweep checks each --grid device
-        _refuse_missing_device(cfg, args.device or args.top_device, [*args.top_overrides, *args.overrides], args.preset)
+        _refuse_missing_device(cfg, _device_flag(args), [*args.top_overrides, *args.overrides], args.preset)
+    _refuse_over_budget_grid(cfg, grid)
     return run_sweep(name, cfg, grid=grid, jobs=args.jobs, out=args.out)
 
 
@@ -287,22 +331,29 @@ def _cmd_presets(lang: str) -> int:
         return 0
     width = max(len(name) for name in refs)
     for name, ref in refs.items():
-        title = presets.read_title(ref.path, lang)
+        title = printable(presets.read_title(ref.path, lang))  # a file's title: no escape reaches the terminal
         marker = ""
         if ref.source == "user":
             marker = "  " + (_("[user, overrides bundled]") if ref.overrides_bundled else _("[user]"))
-        print(f"{name:<{width}}  {title}{marker}".rstrip())
+        print(f"{printable(name):<{width}}  {title}{marker}".rstrip())
     return 0
 
 
 def _cmd_show(run_dir: Path, lang: str, ascii: bool = False) -> int:
-    from tui_lab.core.errors import UserError
+    from tui_lab.core.errors import UserError, os_error_line
 
-    if not run_dir.exists():
-        raise UserError(_("{path}: no such directory").format(path=run_dir))
+    try:
+        run_dir.stat()
+    except FileNotFoundError:
+        raise UserError(_("{path}: no such directory").format(path=run_dir)) from None
+    except OSError as exc:  # a parent without search permission, a name too long
+        raise UserError(os_error_line(exc, run_dir)) from None
     if not run_dir.is_dir():
         raise UserError(_("{path}: not a directory; `tui-lab show` takes a run directory").format(path=run_dir))
-    if not (run_dir / "config.toml").is_file():
+    from tui_lab.core.runlog import check_run_dir
+
+    check_run_dir(run_dir)  # unreadable, or a file that is a FIFO or a device: one line, before the TUI opens
+    if not os.path.lexists(run_dir / "config.toml") and not os.path.lexists(run_dir / "model.toml"):  # watch: model
         message = _("{path}: not a run directory (no config.toml); make one with `tui-lab run ... --out DIR`")
         raise UserError(message.format(path=run_dir))
     from tui_lab.ui.app import run_app
@@ -321,8 +372,31 @@ def _config_for_subcommand(args: argparse.Namespace) -> tuple[str, LabConfig]:
         [*args.top_overrides, *args.overrides],
         steps=args.steps,
         seed=args.seed,
-        device=args.device or args.top_device,
+        device=_device_flag(args),
     )
+
+
+def _device_flag(args: argparse.Namespace) -> str | None:
+    """The subcommand's --device, else the top-level one; '' counts as given (and is refused), not as absent."""
+    return args.device if args.device is not None else args.top_device
+
+
+def _path_arg(flag: str):
+    """An argparse type for a path: '' is refused (Path('') would mean the current directory) and `~user` is
+    expanded here, so that an unknown user is one line, not pathlib's RuntimeError."""
+
+    def convert(text: str) -> Path:
+        from tui_lab.core.errors import UserError
+
+        if not text.strip():
+            raise UserError(_("{flag} {path}: an empty path; name a directory").format(flag=flag, path=repr(text)))
+        try:
+            return Path(text).expanduser()
+        except RuntimeError:
+            user = text[1:].split("/", 1)[0]
+            raise UserError(_("{path}: no user named {user} for ~{user}").format(path=text, user=user)) from None
+
+    return convert
 
 
 def _build_config(
@@ -338,7 +412,7 @@ def _build_config(
     from tui_lab.core.presets import load_preset
 
     name: str | None = None
-    if spec:
+    if spec is not None:  # '' is refused by load_preset, not taken for "no preset"
         name, cfg = load_preset(spec, warn=_warn)
     else:
         cfg = LabConfig()
@@ -355,6 +429,35 @@ def _build_config(
     if name is not None:  # named after what was changed: deep-sigmoid+relu+steps=200
         name = run_name(name, preset_cfg, cfg)
     return name, cfg
+
+
+def _refuse_over_budget(cfg: LabConfig, where: str = "", **options: Any) -> None:
+    """A configuration that needs more memory than its device has free is refused before anything is allocated
+    or written (core/budget.py): one line with the estimate, what is free and which keys to lower."""
+    from tui_lab.core.budget import check
+    from tui_lab.core.errors import UserError
+
+    why = check(cfg, **options)
+    if why is not None:
+        raise UserError(f"{where}: {why}" if where else why)
+
+
+def _refuse_over_budget_grid(cfg: LabConfig, grid: list[tuple[str, list[str]]]) -> None:
+    """Every configuration of a sweep fits, checked before the sweep writes anything; the line names the
+    first one that does not by its --grid values. Free memory is read once per device, and a GPU is asked from
+    a child process: this process only hands runs to its workers and must not hold a CUDA context."""
+    from tui_lab.core.budget import matters
+    from tui_lab.core.config import with_overrides
+    from tui_lab.sweep import plan
+
+    free: dict[str, int | None] = {}
+    sizes = [(key, values if matters(key) else values[:1]) for key, values in grid]  # lr, seed...: one value will do
+    for run in plan(sizes):
+        overrides = run.overrides
+        where = " ".join(overrides)
+        _refuse_over_budget(
+            with_overrides(cfg, overrides, source="--grid " + where), where, free_cache=free, apart=True
+        )
 
 
 def _refuse_missing_device(cfg: LabConfig, flag: str | None, overrides: list[str], spec: str | None) -> None:
@@ -384,8 +487,8 @@ def _refuse_missing_device(cfg: LabConfig, flag: str | None, overrides: list[str
 
 
 def _error(message: str) -> None:
-    for line in message.splitlines() or [""]:
-        print(f"{PROG}: {line}", file=sys.stderr)
+    for line in message.splitlines() or [""]:  # errors quote files and values: no escape reaches the terminal
+        print(f"{PROG}: {printable(line)}", file=sys.stderr)
 
 
 def _warn(message: str) -> None:

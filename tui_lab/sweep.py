@@ -15,8 +15,11 @@ J small runs on J cores beat one run on J threads. On Linux the workers are fork
 imported torch once (`worker_context`), so J workers cost one import of torch, not J; this process itself never
 imports torch for a CPU sweep. Nothing else is inherited from this process. Ctrl-C stops the sweep cleanly: the
 runs under way end as `stopped` (their directories complete), the rest are not started, and the table of
-what ran is printed. A second Ctrl-C abandons the runs under way. SIGTERM and a hang-up (SIGHUP: the terminal
-or the SSH connection went away) stop it like the first Ctrl-C, each stopped run's summary.json saying why.
+what ran is printed. A second Ctrl-C interrupts the runs under way mid-step (reason `interrupted`). SIGTERM
+and a hang-up (SIGHUP: the terminal or the SSH connection went away) stop it like the first Ctrl-C, each stopped
+run's summary.json saying why. The sweep knows which run each worker has: a worker that dies, or that has to be
+killed after the grace (STOP_GRACE_S), still leaves its run directory finished (`failed` or `stopped`). Workers
+die with the sweep whatever kills it, SIGKILL included (`_Pool`), and finish their runs as `stopped`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 import os
 import re
 import signal
@@ -37,19 +41,30 @@ from pathlib import Path
 from typing import Any
 
 from tui_lab.core import fmt
-from tui_lab.core.config import LabConfig, parse_key_value, with_overrides
+from tui_lab.core.config import LabConfig, parse_key_value, value_problem, with_overrides
 from tui_lab.core.diagnosis import grad_ratio
 from tui_lab.core.errors import UserError, one_line
 from tui_lab.core.i18n import N_, _, ngettext
 from tui_lab.core.run import ENDED_OK, Control, Snapshot
 from tui_lab.core.runlog import atomic_write, default_run_dir, prepare_run_dir
-from tui_lab.signals import SIGHUP, detach_from_terminal, handlers_installed, hangup_signals, stop_reason, terminal_fds
+from tui_lab.signals import (
+    SIGHUP,
+    detach_from_terminal,
+    die_with_parent,
+    finish_abandoned_run,
+    handlers_installed,
+    hangup_signals,
+    stop_reason,
+    terminal_fds,
+    watch_parent,
+)
 
 CSV_NAME = "sweep.csv"
 RATIO_COLUMN = "grad_ratio_first_last"
 RESULT_COLUMNS = (RATIO_COLUMN, "final_loss", "final_val_acc", "status", "steps", "time_s", "run_dir")
 
 Grid = list[tuple[str, list[str]]]  # (dotted key, the values to try, as typed), first key slowest
+MAX_CONFIGS = 10_000  # configurations in one sweep: a day of short runs; 10^6 would take 1.4 GB to plan alone
 
 
 @dataclass
@@ -133,8 +148,15 @@ def parse_grid(items: list[str]) -> Grid:
     if not items:
         raise UserError(_("sweep: give at least one --grid KEY=V1,V2,... (e.g. --grid model.activation=sigmoid,relu)"))
     grid: Grid = []
+    count = 1
     for item in items:
         key, text = parse_key_value(item, "--grid", "model.activation=sigmoid,relu", shape="KEY=V1,V2,...")
+        count *= text.count(",") + 1
+        if count > MAX_CONFIGS:  # counted before a single value list or configuration is made
+            raise UserError(_too_many(items))
+        problem = value_problem(text)
+        if problem:
+            raise UserError(f"--grid {key}: {problem}")
         values = [v.strip() for v in text.split(",")]
         if any(not v for v in values):
             raise UserError(_("--grid {item}: empty value; separate values with single commas").format(item=repr(item)))
@@ -146,8 +168,19 @@ def parse_grid(items: list[str]) -> Grid:
     return grid
 
 
+def _too_many(items: list[str]) -> str:
+    counts = [item.partition("=")[2].count(",") + 1 for item in items]
+    total = 1
+    for n in counts:
+        total *= n
+    message = _("--grid: {total} configurations ({product}); a sweep runs at most {limit}; give fewer values")
+    return message.format(total=f"{total:,}", product=" x ".join(map(str, counts)), limit=f"{MAX_CONFIGS:,}")
+
+
 def plan(grid: Grid) -> list[SweepRun]:
     """The cartesian product, first key slowest, each with a unique filesystem-safe directory label."""
+    if math.prod(len(values) for _key, values in grid) > MAX_CONFIGS:
+        raise UserError(_too_many([f"{key}={','.join(values)}" for key, values in grid]))
     keys = [key for key, _ in grid]
     short = short_names(keys)
     varied = [i for i, (_, values) in enumerate(grid) if len(values) > 1] or list(range(len(grid)))
@@ -180,23 +213,39 @@ def safe_name(text: str) -> str:
 
 
 class _SweepState:
+    """Shared by the signal handlers and the loops that run the sweep."""
+
     def __init__(self) -> None:
         self.done = 0
-        self.stopping = False
+        self.stopping = False  # a first Ctrl-C, SIGTERM or SIGHUP: no run starts any more
+        self.reason = "user"  # ... and why (core/run.py STOP_REASONS)
+        self.abandon = False  # a second Ctrl-C: the runs under way are interrupted, not waited for
         self.control: Control | None = None  # the serial run's Control
-        self.event: Any = None  # the workers' stop event
-        self.reason: Any = None  # why the workers stop: an index into WORKER_REASONS, shared with them
+        self.training = False  # the serial run is in run_one: a second Ctrl-C may interrupt it
+        self.raised = False  # ... and has (once)
+        self.flag: Any = None  # the workers' stop flag, shared with them: 0, else 1 + an index into WORKER_REASONS
 
 
 def _run_serial(name, configs, runs, out_dir, state, finished) -> None:
+    import tui_lab.core.trainer  # noqa: F401 - torch, before the first run: a stop while it loads starts none
+
     for run, cfg in zip(runs, configs):
         if state.stopping:
             break
-        state.control = Control()
-        row = run_one(name, cfg, str(out_dir / run.label), control=state.control)
+        control = state.control = Control()
+        if state.stopping:  # the signal came between the look above and the Control: it stops this one too
+            control.stop(state.reason)
+        run_dir = str(out_dir / run.label)
+        state.training = True
+        try:
+            row = run_one(name, cfg, run_dir, control=control)
+        except KeyboardInterrupt:  # a second Ctrl-C that landed outside the trainer's own guard
+            row = _abandoned_row(run_dir, "interrupted")
+        finally:
+            state.training = False
+            state.control = None
         _apply(run, row)
         finished(run)
-        state.control = None
 
 
 def check_devices(grid: Grid, configs: list[LabConfig]) -> None:
@@ -226,56 +275,196 @@ def worker_context() -> Any:
     return mp.get_context("spawn")
 
 
+STOP_GRACE_S = 5.0  # after a stop, how long the runs under way get to end at their next step
+INTERRUPT_GRACE_S = 2.0  # after an interrupt (a second Ctrl-C, or the grace above spent), before a kill
+INTERRUPT_SIGNAL: int | None = getattr(signal, "SIGUSR1", None)  # the sweep tells a worker: interrupt the step
+
+
+class _Worker:
+    """One worker process, as the sweep sees it: its pipe, and the run it was given (an index) if any."""
+
+    def __init__(self, ctx: Any, pool: _Pool):
+        parent_end, child_end = ctx.Pipe()
+        self.conn = parent_end
+        self.process = ctx.Process(
+            target=_worker_main,
+            args=(child_end, pool.alive_r, pool.flag, pool.lang, os.getpid()),
+            name="tui-lab-sweep-worker",
+            daemon=True,
+        )
+        self.process.start()
+        child_end.close()  # the worker's end: its EOF tells us the worker is gone
+        self.task: int | None = None
+        self.interrupted_at: float | None = None
+
+
+class _Pool:
+    """J long-lived worker processes, each taking run after run over its own pipe. The sweep knows which run
+    each one has, so a worker that dies or has to be killed still leaves its run directory finished
+    (`finish_abandoned_run`), and a stop ends them all within seconds. Workers die with this process, whatever
+    kills it: the fork server and each worker ask the kernel for a signal when their parent ends (Linux
+    PR_SET_PDEATHSIG), and each worker also watches a pipe only this process holds open (any platform)."""
+
+    def __init__(self, ctx: Any, jobs: int, state: _SweepState):
+        from tui_lab.core.i18n import language
+
+        self.ctx, self.state, self.lang = ctx, state, language()
+        # A byte of shared memory, not an Event: a multiprocessing Condition waits for every sleeper to wake, and
+        # one killed while it slept would hang the sweep's stop for good.
+        self.flag = state.flag = ctx.RawValue("b", 0)
+        self.alive_r, self.alive_w = ctx.Pipe(duplex=False)  # alive_w stays here: EOF in a worker = we are gone
+        if state.stopping:  # a signal came before there was a flag to set
+            self._tell_stop()
+        self.workers = [_Worker(ctx, self) for _ in range(jobs)]
+
+    def _tell_stop(self) -> None:
+        reason = self.state.reason
+        self.flag.value = 1 + (WORKER_REASONS.index(reason) if reason in WORKER_REASONS else 0)
+
+    def replace(self, worker: _Worker) -> None:
+        self.workers[self.workers.index(worker)] = _Worker(self.ctx, self)
+
+    def close(self) -> None:
+        """No more runs: each worker is told to leave, and any still there after a moment is killed."""
+        for w in self.workers:
+            try:
+                w.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + INTERRUPT_GRACE_S
+        for w in self.workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(1.0)
+            w.conn.close()
+        self.alive_w.close()
+        self.alive_r.close()
+
+
 def _run_parallel(name, configs, runs, out_dir, jobs, state, finished) -> None:
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing.connection import wait
 
-    from tui_lab.core.i18n import language
-
-    ctx = worker_context()
-    state.event, state.reason = ctx.Event(), ctx.Value("b", 0)
-    pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(state.event, language(), state.reason)
-    )
-    futures = {}
-    try:
-        for run, cfg in zip(runs, configs):
-            futures[pool.submit(_worker_run, name, cfg, str(out_dir / run.label))] = run
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for fut in done:
-                run = futures[fut]
-                if fut.cancelled():
-                    continue
-                exc = fut.exception()
-                row = _failed_row(exc, str(out_dir / run.label)) if exc is not None else fut.result()
-                if row is None:  # the worker saw the stop before starting this one
-                    continue
-                _apply(run, row)
-                finished(run)
-            if state.stopping:
-                for fut in pending:
-                    fut.cancel()
-    except KeyboardInterrupt:  # the second Ctrl-C: leave the runs under way
-        state.stopping = True
-        for fut in futures:
-            fut.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
-        # The executor has no public way to end busy workers; its process table is the only handle on them.
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.terminate()
+    if state.stopping:  # stopped before a worker started: none will
         return
-    pool.shutdown(wait=True, cancel_futures=True)
+    pool = _Pool(worker_context(), jobs, state)
+    queue = list(range(len(runs)))[::-1]  # popped from the end: first run first
+    stop_seen: float | None = None
+    try:
+        while True:
+            if state.stopping and stop_seen is None:
+                stop_seen = time.monotonic()
+                pool._tell_stop()
+            for w in pool.workers:
+                if w.task is None and queue and not state.stopping:
+                    index = queue.pop()
+                    try:
+                        w.conn.send((name, configs[index], str(out_dir / runs[index].label)))
+                        w.task = index
+                    except (OSError, ValueError):  # it died idle: another takes the run
+                        queue.append(index)
+                        pool.replace(w)
+            busy = [w for w in pool.workers if w.task is not None]
+            if not busy and (state.stopping or not queue):
+                return
+            ready = set(wait([x for w in busy for x in (w.conn, w.process.sentinel)], timeout=0.2))
+            for w in busy:
+                index = w.task
+                assert index is not None
+                run_dir = str(out_dir / runs[index].label)
+                if w.conn not in ready and w.process.sentinel not in ready:
+                    continue
+                try:
+                    row = w.conn.recv() if w.conn in ready else _DEAD
+                except (EOFError, OSError):
+                    row = _DEAD
+                w.task = None
+                if row is _DEAD:  # it died under the run: the directory is finished here
+                    row = _dead_worker_row(w, run_dir, state)
+                    if not state.stopping:
+                        pool.replace(w)
+                        if row is None:  # it never began that run: another worker takes it
+                            queue.append(index)
+                if row is not None:  # None: it saw the stop before starting the run
+                    _apply(runs[index], row)
+                    finished(runs[index])
+            if stop_seen is not None:
+                _hurry(busy, stop_seen, state)
+    finally:
+        pool.close()
 
 
-def _worker_init(event, lang: str = "en", reason: Any = None) -> None:
-    """Each worker: one torch thread, Ctrl-C and a hang-up left to the parent (which sets `reason`, then
-    `event`), the sweep's language."""
-    global _STOP_EVENT, _STOP_REASON
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if SIGHUP is not None:
-        signal.signal(SIGHUP, signal.SIG_IGN)
-    _STOP_REASON = reason
+def _hurry(busy: list[_Worker], stop_seen: float, state: _SweepState) -> None:
+    """Runs still going after a stop: interrupted mid-step after a second Ctrl-C or once the grace is spent,
+    killed if even that does not end them (their directories are then finished by the sweep)."""
+    now = time.monotonic()
+    for w in busy:
+        if w.task is None or not w.process.is_alive():
+            continue
+        if w.interrupted_at is None and (state.abandon or now - stop_seen > STOP_GRACE_S):
+            w.interrupted_at = now
+            if INTERRUPT_SIGNAL is not None and w.process.pid is not None:
+                try:
+                    os.kill(w.process.pid, INTERRUPT_SIGNAL)
+                except OSError:
+                    pass
+        elif w.interrupted_at is not None and (now - w.interrupted_at > INTERRUPT_GRACE_S or INTERRUPT_SIGNAL is None):
+            w.process.kill()
+
+
+_DEAD = object()  # what a worker that died sent
+
+
+def _dead_worker_row(worker: _Worker, run_dir: str, state: _SweepState) -> dict[str, Any] | None:
+    """The row of a run whose worker ended under it (None if it never began it); its run directory finished as
+    `stopped` (the sweep was stopping) or `failed` (the worker died by itself: killed for memory, say)."""
+    worker.process.join(1.0)
+    if not Path(run_dir).is_dir():
+        return None
+    if state.stopping:
+        return _abandoned_row(run_dir, "interrupted" if worker.interrupted_at is not None else state.reason)
+    code = worker.process.exitcode
+    if code is not None and code < 0:
+        how = _("its worker process was killed (signal {signal})").format(signal=-code)
+    else:
+        how = _("its worker process ended (exit status {code})").format(code=code)
+    finish_abandoned_run(run_dir, status="failed", message=how)
+    return _abandoned_row(run_dir, "user")
+
+
+def _abandoned_row(run_dir: str, reason: str) -> dict[str, Any]:
+    """A run whose trainer was cut short where it could not finish its directory: finished here (`stopped`,
+    with `reason`, unless it had ended), and its row read back from what it wrote."""
+    from tui_lab.core.runlog import read_summary
+
+    finish_abandoned_run(run_dir, reason=reason)
+    summary = read_summary(run_dir)
+    summary = summary if isinstance(summary, dict) else {}
+    steps, status = summary.get("steps"), summary.get("status")
+    return {
+        "status": status if isinstance(status, str) and status in (*ENDED_OK, "failed") else "stopped",
+        "steps": steps if isinstance(steps, int) else 0,
+        "message": summary.get("message") if isinstance(summary.get("message"), str) else "",
+        "ratio": None,
+        "final_loss": None,
+        "final_val_acc": None,
+        "time_s": 0.0,
+        "run_dir": run_dir,
+    }
+
+
+WORKER_REASONS = ("user", "hangup", "terminated")  # core/run.py STOP_REASONS, as the workers are told them
+
+
+def _worker_main(conn, alive, flag, lang: str, sweep_pid: int) -> None:
+    """A worker: run after run from `conn` until told to leave (None) or the sweep is gone. Ctrl-C and a hang-up
+    are the sweep's to handle (it tells the workers through `flag`, with the reason); SIGTERM (from a
+    kill, or from the kernel when its parent died) stops the run under way and ends the worker after it; the
+    sweep's INTERRUPT_SIGNAL cuts the step under way. Whatever happens, the run directory is finished."""
+    for sig in (signal.SIGINT, SIGHUP):
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
+    die_with_parent(signal.SIGTERM)  # the fork server (or the sweep, spawned): it dies with the sweep
     from tui_lab.core.i18n import set_language
 
     set_language(lang)
@@ -283,33 +472,88 @@ def _worker_init(event, lang: str = "en", reason: Any = None) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _STOP_EVENT = event
+    worker = _WorkerSide(flag)
+    signal.signal(signal.SIGTERM, worker.on_term)
+    if INTERRUPT_SIGNAL is not None:
+        signal.signal(INTERRUPT_SIGNAL, worker.on_interrupt)
+    watch_parent(alive, worker.parent_gone, parent_pid=sweep_pid)
+    threading.Thread(target=worker.watch_flag, name="tui-lab-stop-watch", daemon=True).start()
+    while not worker.leaving:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        row = worker.run(*task)
+        try:
+            conn.send(row)
+        except (OSError, ValueError):
+            return
 
 
-_STOP_EVENT: Any = None
-_STOP_REASON: Any = None
-WORKER_REASONS = ("user", "hangup", "terminated")  # core/run.py STOP_REASONS, as the workers are told them
+class _WorkerSide:
+    """A worker's own state, shared by its signal handlers, its watcher threads and its loop."""
 
+    def __init__(self, flag: Any):
+        self.flag = flag
+        self.control: Control | None = None
+        self.leaving = False  # told to end (SIGTERM, the sweep gone): no run after this one
+        self.idle = True
+        self.terms = 0
+        self._raising = self._raised = False
 
-def _worker_run(name: str, cfg: LabConfig, run_dir: str) -> dict[str, Any] | None:
-    event = _STOP_EVENT
-    if event is not None and event.is_set():
-        return None
-    control = Control()
-    done = threading.Event()
+    def reason(self) -> str:
+        code = self.flag.value - 1
+        return WORKER_REASONS[code] if 0 <= code < len(WORKER_REASONS) else "user"
 
-    def watch() -> None:
-        while not done.wait(0.1):
-            if event is not None and event.is_set():
-                code = _STOP_REASON.value if _STOP_REASON is not None else 0
-                control.stop(WORKER_REASONS[code] if 0 <= code < len(WORKER_REASONS) else "user")
-                return
+    def run(self, name: str, cfg: LabConfig, run_dir: str) -> dict[str, Any] | None:
+        self.idle = False
+        try:
+            if self.leaving or self.flag.value:
+                return None  # stopped before it began: not run
+            self.control = Control()
+            if self.leaving or self.flag.value:  # ... just before: the watchers had no Control to stop
+                return None
+            self._raising = True
+            try:
+                return run_one(name, cfg, run_dir, control=self.control)
+            except KeyboardInterrupt:
+                return _abandoned_row(run_dir, "interrupted")
+            finally:
+                self._raising = False
+        finally:
+            self.control = None
+            self.idle = True
 
-    threading.Thread(target=watch, daemon=True).start()
-    try:
-        return run_one(name, cfg, run_dir, control=control)
-    finally:
-        done.set()
+    def stop(self, reason: str) -> None:
+        control = self.control
+        if control is not None:
+            control.stop(reason)
+
+    def on_term(self, signum, frame) -> None:
+        self.terms += 1
+        self.leaving = True
+        if self.idle:
+            raise SystemExit(0)  # nothing under way: leave now
+        self.stop("terminated")
+        if self.terms > 1:
+            self.on_interrupt(signum, frame)
+
+    def on_interrupt(self, signum, frame) -> None:
+        if self._raising and not self._raised:
+            self._raised = True  # once: the interrupted run still has its directory to finish
+            raise KeyboardInterrupt
+
+    def parent_gone(self) -> None:
+        self.leaving = True
+        self.stop("terminated")
+
+    def watch_flag(self) -> None:
+        while True:
+            if self.flag.value:
+                self.stop(self.reason())
+            time.sleep(0.1)
 
 
 def run_one(name: str, cfg: LabConfig, run_dir: str, control: Control | None = None) -> dict[str, Any]:
@@ -374,19 +618,17 @@ def _apply(run: SweepRun, row: dict[str, Any]) -> None:
 
 @contextmanager
 def _stop_on_signals(state: _SweepState) -> Iterator[None]:
-    """First Ctrl-C: stop the runs under way (they end as `stopped`) and start no more. Second: abandon.
-    SIGTERM and a hang-up (SIGHUP) stop the sweep like the first Ctrl-C, with their own reason in each stopped
-    run's summary.json; after a hang-up what the sweep still prints goes to /dev/null."""
+    """First Ctrl-C, SIGTERM or SIGHUP: stop the runs under way (they end as `stopped`, with the signal's reason
+    in their summary.json) and start no more. A second Ctrl-C: interrupt the runs under way mid-step (reason
+    `interrupted`). Nothing here raises in the sweep itself, except into a serial run's trainer (once): what ran
+    is always written to sweep.csv and tabled. After a hang-up what the sweep still prints goes to /dev/null."""
     terminal = terminal_fds()
 
-    def stop(reason: str = "user") -> None:
-        if state.reason is not None and not state.stopping and reason in WORKER_REASONS:
-            state.reason.value = WORKER_REASONS.index(reason)  # before the event: the workers read it then
-        state.stopping = True
+    def stop(reason: str) -> None:
+        if not state.stopping:
+            state.reason, state.stopping = reason, True
         if state.control is not None:
-            state.control.stop(reason)
-        if state.event is not None:
-            state.event.set()
+            state.control.stop(state.reason)
 
     def on_term(signum, frame):
         if signum == SIGHUP:
@@ -395,17 +637,20 @@ def _stop_on_signals(state: _SweepState) -> Iterator[None]:
 
     def on_int(signum, frame):
         if state.stopping:
-            raise KeyboardInterrupt
-        print(
-            "\n" + _("stopping the sweep (Ctrl-C again to abandon the runs under way)..."), file=sys.stderr, flush=True
-        )
-        stop()
+            state.abandon = True
+            if state.training and not state.raised:
+                state.raised = True  # once: the interrupted run still has its directory to finish
+                raise KeyboardInterrupt
+            return
+        message = "\n" + _("stopping the sweep (Ctrl-C again to abandon the runs under way)...")
+        try:
+            os.write(2, message.encode() + b"\n")  # not print(): the sweep may be printing when it comes
+        except OSError:
+            pass
+        stop("user")
 
     with handlers_installed({signal.SIGINT: on_int, **dict.fromkeys(hangup_signals(), on_term)}):
-        try:
-            yield
-        except KeyboardInterrupt:
-            stop()
+        yield
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ validation. The allowed names and their aliases come from `choices`.
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -19,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from tui_lab.core import choices
 from tui_lab.core.errors import ConfigError, UserError, did_you_mean
 from tui_lab.core.fmt import literal
-from tui_lab.core.i18n import N_, _
+from tui_lab.core.i18n import N_, _, ngettext
 
 # Literal types built from the choice table, so pydantic checks them and error messages list them.
 Arch = Literal[choices.CHOICES["arch"]]  # type: ignore[valid-type]
@@ -145,12 +147,20 @@ ALL_SECTIONS: dict[str, type[_Section]] = {**SECTIONS, "screen": ScreenConfig}
 # Loading, validating and dumping.
 
 
+MAX_FILE_BYTES = 1_000_000  # a preset or config file; the bundled lessons are ~3 kB
+MAX_DEPTH = 16  # tables and arrays inside each other; the schema needs 3 ([translations.pt] title)
+MAX_PROBLEMS = 5  # problems listed in one error; the rest are counted
+
+
 def parse_config(data: dict[str, Any], source: str | None = None) -> LabConfig:
     """Validate a raw mapping (from TOML) merged over the defaults; raise ConfigError naming `source`."""
+    deep = _too_deep(data)
+    if deep:  # before pydantic and _explain, which walk the value recursively
+        raise ConfigError([deep], source)
     try:
         cfg = LabConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, data), source) from None
+        raise ConfigError(_capped(_explain(exc, data)), source) from None
     problems = _cross_checks(cfg)
     if problems:
         raise ConfigError(problems, source)
@@ -162,13 +172,27 @@ def loads_config(text: str, source: str | None = None) -> LabConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_("not valid TOML: {error}").format(error=exc)], source) from None
+    except RecursionError:  # tomllib recurses once per level of [ or {
+        raise ConfigError([_too_deep_message()], source) from None
     return parse_config(data, source)
 
 
 def load_config(path: str | Path) -> LabConfig:
     path = Path(path)
+    raw = read_limited(path)
     try:
-        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([_("not UTF-8 text (byte {byte})").format(byte=exc.start)], str(path)) from None
+    return loads_config(text, str(path))
+
+
+def read_limited(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, else a UserError naming the path. Opened without
+    blocking (a FIFO would wait for a writer forever) and checked on the open descriptor (a symlink to /dev/zero,
+    a device or a directory is refused before a byte is read); at most limit + 1 bytes are ever read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise UserError(_("{path}: no such file").format(path=path)) from None
     except IsADirectoryError:
@@ -176,10 +200,67 @@ def load_config(path: str | Path) -> LabConfig:
     except OSError as exc:
         raise UserError(_("{path}: cannot read ({error})").format(path=path, error=exc.strerror or exc)) from None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([_("not UTF-8 text (byte {byte})").format(byte=exc.start)], str(path)) from None
-    return loads_config(text, str(path))
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError(_("{path}: is a directory, not a TOML file").format(path=path))
+        if not stat.S_ISREG(info.st_mode):
+            kind = _("a FIFO") if stat.S_ISFIFO(info.st_mode) else _("a device or special file")
+            raise UserError(_("{path}: is {kind}, not a regular file").format(path=path, kind=kind))
+        if info.st_size > limit:
+            raise UserError(_too_big(path, info.st_size, limit))
+        chunks, size = [], 0
+        while size <= limit:  # the file may grow while it is read
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise UserError(_too_big(path, size, limit))
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UserError(_("{path}: cannot read ({error})").format(path=path, error=exc.strerror or exc)) from None
+    finally:
+        os.close(fd)
+
+
+def _too_big(path: Path, size: int, limit: int) -> str:
+    message = _("{path}: {size}; a preset file is at most {limit}")
+    return message.format(path=path, size=_megabytes(size), limit=_megabytes(limit))
+
+
+def _megabytes(n: int) -> str:
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000} MB"
+    return f"{n / 1e6:.1f} MB" if n >= 1_100_000 else f"{n:,} bytes"  # never "1.0 MB; ... at most 1 MB"
+
+
+def _too_deep_message(key: str = "") -> str:
+    message = _("nested more than {depth} levels deep (tables or arrays inside each other)").format(depth=MAX_DEPTH)
+    return f"{key}: {message}" if key else message
+
+
+def _too_deep(data: Any) -> str:
+    """The problem with a value nested deeper than MAX_DEPTH, or ''. Walked with a stack, not recursion."""
+    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
+    while stack:
+        value, depth, key = stack.pop()
+        if depth > MAX_DEPTH:
+            return _too_deep_message(key)
+        if isinstance(value, dict):
+            stack += [(v, depth + 1, f"{key}.{k}" if key else str(k)) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, depth + 1, key) for v in value]
+    return ""
+
+
+def _capped(problems: list[str]) -> list[str]:
+    """At most MAX_PROBLEMS problems, the rest counted: a file of 10 000 bad keys is still a short message."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    rest = len(problems) - MAX_PROBLEMS + 1
+    more = ngettext("... and {count} more problem", "... and {count} more problems", rest).format(count=rest)
+    return [*problems[: MAX_PROBLEMS - 1], more]
 
 
 def config_to_dict(cfg: LabConfig) -> dict[str, Any]:
@@ -193,6 +274,9 @@ def with_overrides(cfg: LabConfig, overrides: list[str], source: str = "--set") 
     data = config_to_dict(cfg)
     for item in overrides:
         key, text = parse_key_value(item, "--set", "model.depth=20")
+        problem = value_problem(text)
+        if problem:
+            raise ConfigError([f"{key}: {problem}"], source)
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -216,12 +300,39 @@ def parse_key_value(item: str, flag: str, example: str, shape: str = "KEY=VALUE"
     return key, text.strip()
 
 
+def value_problem(text: str) -> str:
+    """Why `text` is not one value for `--set`/`--grid`, or '': a line break would let one value add keys of its
+    own (`--steps $'3\\nseed=5'`), and a value nested past MAX_DEPTH is refused before it is parsed."""
+    if "\n" in text or "\r" in text:
+        return _("a value is one line; got {value}").format(value=_show(text[:60] + ("..." if len(text) > 60 else "")))
+    depth, quote, escaped = 0, "", False
+    for char in text:  # brackets outside strings; a value that does not parse is a bare word anyway
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _too_deep_message()
+        elif char in "]}":
+            depth -= 1
+    return ""
+
+
 def parse_value(text: str) -> Any:
-    """A TOML literal (20, 1e-3, true, "x"); anything else is a bare word kept as a string (relu, cuda:1)."""
+    """A TOML literal (20, 1e-3, true, "x"); anything else is a bare word kept as a string (relu, cuda:1).
+    Exactly one value: text that parses into more than one key (a line break) stays a string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        data = tomllib.loads(f"v = {text}")
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
+    return data["v"] if len(data) == 1 else text
 
 
 def differences(base: LabConfig, cfg: LabConfig) -> list[tuple[str, Any, Any]]:
@@ -295,11 +406,31 @@ def _cross_checks(cfg: LabConfig) -> list[str]:
 
 def _explain(exc: ValidationError, data: dict[str, Any]) -> list[str]:
     problems = []
+    unknown: dict[tuple[str, ...], list[str]] = {}  # unknown keys by their table: one problem per table
     for err in exc.errors(include_url=False):
         loc = [str(p) for p in err["loc"]]
+        if err["type"] == "extra_forbidden":
+            keys = unknown.setdefault(tuple(loc[:-1]), [])
+            if not keys:
+                problems.append(tuple(loc[:-1]))  # its place in the order; filled in below
+            keys.append(loc[-1])
+            continue
         value = _lookup(data, loc, err.get("input"))  # what the user wrote, before alias folding
         problems.append(_explain_one(err["type"], loc, value, err.get("ctx") or {}))
+    problems = [_unknown_keys(list(p), unknown[p]) if isinstance(p, tuple) else p for p in problems]
     return list(dict.fromkeys(problems))  # keep order, drop repeats
+
+
+def _unknown_keys(parent: list[str], names: list[str]) -> str:
+    if len(names) == 1:
+        return _explain_one("extra_forbidden", [*parent, names[0]], None, {})
+    siblings = _siblings(parent)
+    where = _("in [{table}]").format(table=".".join(parent)) if parent else _("at the top level")
+    shown = ", ".join(".".join([*parent, name]) for name in names[:3])
+    if len(names) > 3:
+        shown += " " + _("and {count} more").format(count=len(names) - 3)
+    message = _("unknown keys {keys} {where}; allowed: {allowed}")
+    return message.format(keys=shown, where=where, allowed=", ".join(siblings))
 
 
 def _lookup(data: Any, loc: list[str], fallback: Any) -> Any:

@@ -5,12 +5,37 @@ the sweep table, the screen and the findings' messages, so a number reads the sa
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from tui_lab.core.i18n import _
 
 if TYPE_CHECKING:
     from tui_lab.core.run import Snapshot
+
+# Terminal escape sequences (7-bit and their 8-bit C1 forms): CSI (ESC [ or 0x9b) to its final byte; OSC, DCS,
+# SOS, PM, APC (ESC ] P X ^ _ or 0x9d 0x90 0x98 0x9e 0x9f) to BEL or ST, or to the end of the text when they
+# never end (a terminal would swallow the rest); any other ESC and the character after it.
+_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])(?:[^\x07\x1b\x9c]*)(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b.?",
+    re.DOTALL,
+)
+# What is left that a terminal acts on instead of printing: C0 (but tab and newline), DEL, C1.
+_CONTROL = {c: None for c in (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)) if c not in (0x09, 0x0A)}
+_ONE_LINE = {**_CONTROL, 0x09: " ", 0x0A: " ", 0x0D: " "}
+
+
+def printable(text: object, multiline: bool = False) -> str:
+    """`text` (from a file, a run directory or the user) safe to show on a terminal: escape sequences and
+    control characters removed, so it can neither retitle nor clear the terminal nor move the cursor. One line
+    unless `multiline` (then newlines and tabs stay); a carriage return ends a line (CRLF files)."""
+    text = str(text).replace("\r\n", "\n")
+    if multiline:
+        text = text.replace("\r", "\n")
+    return _SEQUENCE.sub("", text).translate(_CONTROL if multiline else _ONE_LINE)
+
 
 MISSING = "–"  # a number that is not there (not measured, or not finite)
 LOG_FLOOR = -12.0  # log10 of an exact zero: gradient bars and curves grow from 1e-12

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui_lab.core.config import LabConfig, load_config
+from tui_lab.core.config import LabConfig, load_config, read_limited
 from tui_lab.core.errors import UserError, did_you_mean
 from tui_lab.core.i18n import _
 
@@ -52,9 +52,14 @@ def _scan(directory: Path, warn: Callable[[str], None] | None) -> dict[str, Path
             warn(_("{path}: cannot list presets ({error}); skipped").format(path=directory, error=exc.strerror or exc))
         return found
     for path in entries:
-        if not os.access(path, os.R_OK) or not path.is_file():
+        try:
+            regular = path.is_file()  # follows a symlink: one to /dev/zero or a FIFO is not a preset
+        except OSError:
+            regular = False
+        if not regular or not os.access(path, os.R_OK):
             if warn:
-                warn(_("{path}: not readable; skipped").format(path=path))
+                why = _("not readable") if regular else _("not a regular file")
+                warn(_("{path}: {why}; skipped").format(path=path, why=why))
             continue
         found[path.stem] = path
     return found
@@ -77,8 +82,10 @@ def looks_like_path(spec: str) -> bool:
 
 def resolve(spec: str, warn: Callable[[str], None] | None = None) -> tuple[str, Path]:
     """A preset name or a path -> (display name, file path). Raises UserError naming what exists."""
+    if not spec.strip():
+        raise UserError(_("the preset name is empty; give a name from `tui-lab presets` or a path to a TOML file"))
     if looks_like_path(spec):
-        path = Path(spec).expanduser()
+        path = expand_user(spec)
         if not path.exists():
             raise UserError(_("{path}: no such file").format(path=spec))
         return path.stem, path
@@ -96,11 +103,25 @@ def load_preset(spec: str, warn: Callable[[str], None] | None = None) -> tuple[s
     return name, load_config(path)
 
 
-def read_title(path: Path, lang: str = "en") -> str:
-    """The preset's title in `lang` without validating the whole file (fast, for listings)."""
+def expand_user(spec: str) -> Path:
+    """`~/x.toml` -> the home directory's; `~nouser/x.toml` is the user's error, not a crash."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return Path(spec).expanduser()
+    except RuntimeError:  # pathlib: "Could not determine home directory."
+        user = spec[1:].split("/", 1)[0]
+        raise UserError(_("{path}: no user named {user} for ~{user}").format(path=spec, user=user)) from None
+
+
+def read_title(path: Path, lang: str = "en") -> str:
+    """The preset's title in `lang` without validating the whole file (fast, for listings). A file that cannot
+    be read (a FIFO, a huge file, bad UTF-8 or TOML) gives '(unreadable: why)', never an exception or a hang."""
+    try:
+        data = tomllib.loads(read_limited(path).decode("utf-8"))
+    except UserError as exc:
+        return _("(unreadable: {error})").format(error=str(exc).removeprefix(f"{path}: "))
+    except RecursionError:
+        return _("(unreadable: {error})").format(error=_("nested too deeply"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return _("(unreadable: {error})").format(error=exc)
     tr = data.get("translations", {})
     localized = tr.get(lang, {}) if isinstance(tr, dict) else {}

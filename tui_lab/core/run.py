@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -28,6 +29,7 @@ Status = Literal["completed", "diverged", "stopped", "failed"]
 # A diverged or user-stopped run is an outcome, not an error: only a failure makes the command fail.
 EXIT_CODES: dict[str, int] = {"completed": 0, "diverged": 0, "stopped": 0, "failed": 1}
 ENDED_OK = tuple(status for status, code in EXIT_CODES.items() if code == 0)
+RUN_STATUSES = ("running", *EXIT_CODES)  # what summary.json's status may say (anything else: damage)
 # Why a `stopped` run stopped (summary.json "reason"; its "message" is the sentence, in the run's language).
 STOP_REASONS: dict[str, str] = {
     "user": N_("stopped by the user"),  # a key in the TUI, Ctrl-C, a sweep's Ctrl-C
@@ -40,6 +42,34 @@ STATE_WORDS = (
     *(N_("idle"), N_("loading"), N_("running"), N_("paused"), N_("completed"), N_("diverged"), N_("stopped")),
     *(N_("failed"), N_("following"), N_("replay"), N_("slow"), N_("normal"), N_("max")),
 )
+
+
+# Reading records back from files (the run directory): a value of the wrong type is a missing value, never an
+# exception, so a damaged line shows what it still holds.
+def _num(value: Any) -> float | None:
+    """A finite number as a float, else None (a string, a bool, a list, NaN). Exact types: JSON gives no others,
+    and this runs for every number of every line `show` reads."""
+    kind = type(value)
+    if kind is float:
+        return value if -_FLOAT_MAX <= value <= _FLOAT_MAX else None  # NaN fails both comparisons
+    if kind is int:
+        return float(value) if -_FLOAT_MAX <= value <= _FLOAT_MAX else None  # an int too big for a float
+    return None
+
+
+_FLOAT_MAX = sys.float_info.max
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _str(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 class Control:
@@ -171,6 +201,22 @@ class LayerStats:
             del d["nonfinite"]
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], name: str = "") -> LayerStats:
+        """A layer of a metrics line: numbers that are not finite numbers are missing (None)."""
+        counts = d.get("nonfinite")
+        nonfinite = None
+        if isinstance(counts, dict):
+            nonfinite = {k: v for k, v in counts.items() if isinstance(k, str) and _int(v, -1) >= 0}
+        top = _FLOAT_MAX
+        numbers = {  # a finite float as it is (nearly all of them), anything else through _num: no call per value
+            k: v if type(v) is float and -top <= v <= top else _num(v) for k, v in d.items() if k in _LAYER_NUMBERS
+        }
+        return cls(name=_str(d.get("name"), name), nonfinite=nonfinite, **numbers)  # type: ignore[arg-type]
+
+
+_LAYER_NUMBERS = frozenset(f.name for f in fields(LayerStats) if f.name not in ("name", "nonfinite"))
+
 
 # Hyperparameters a run takes while it goes (the config panel sends them; README: Changing a run as it goes).
 LIVE_KEYS = ("optim.lr", "optim.momentum", "optim.weight_decay", "optim.clip_norm")
@@ -192,8 +238,8 @@ class Change:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Change:
-        applied = bool(d.get("applied", True))
-        return cls(int(d.get("step", 0)), str(d.get("key", "")), d.get("was"), d.get("to"), applied)
+        applied = d.get("applied", True) is not False
+        return cls(_int(d.get("step")), _str(d.get("key")), _num(d.get("was")), _num(d.get("to")), applied)  # type: ignore[arg-type]
 
     @property
     def label(self) -> str:
@@ -260,22 +306,34 @@ class Learned:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Learned:
-        bounds = d.get("bounds")
+        """A learned.jsonl line; what has the wrong type or shape is left out (a damaged file draws what is left)."""
+        bounds = [_num(v) for v in _list(d.get("bounds"))]
+        kind = d.get("kind")
+        points = [p for p in _list(d.get("points")) if isinstance(p, list) and len(p) == 3]
+        numbers = [(_num(p[0]), _num(p[1]), p[2]) for p in points]
         return cls(
-            step=int(d.get("step", 0)),
-            kind=d.get("kind", "regions"),
-            classes=int(d.get("classes") or 0),
-            task=str(d.get("task") or ""),
-            bounds=tuple(float(v) for v in bounds) if bounds and len(bounds) == 4 else None,  # type: ignore[arg-type]
-            grid=[str(row) for row in d.get("grid") or ()],
-            confidence=[str(row) for row in d.get("confidence") or ()],
-            points=[(float(p[0]), float(p[1]), int(p[2])) for p in d.get("points") or () if len(p) == 3],
-            targets=list(d.get("targets") or ()),
-            predictions=list(d.get("predictions") or ()),
-            inputs=[list(row) for row in d.get("inputs") or ()],
-            correct=[int(v) for v in d.get("correct") or ()],
-            counts=[int(v) for v in d.get("counts") or ()],
+            step=max(_int(d.get("step")), 0),
+            kind=kind if kind in ("regions", "sequences", "classes") else "regions",
+            classes=max(_int(d.get("classes")), 0),
+            task=_str(d.get("task")),
+            bounds=tuple(bounds) if len(bounds) == 4 and None not in bounds else None,  # type: ignore[arg-type]
+            grid=_digit_rows(d.get("grid")),
+            confidence=_digit_rows(d.get("confidence")),
+            points=[(x, y, c) for x, y, c in numbers if x is not None and y is not None and _int(c, -1) >= 0],  # type: ignore[misc]
+            targets=[v for v in map(_num, _list(d.get("targets"))) if v is not None],
+            predictions=[_num(v) for v in _list(d.get("predictions"))],
+            inputs=[[_num(v) for v in row] for row in _list(d.get("inputs")) if isinstance(row, list)],  # type: ignore[misc]
+            correct=[max(_int(v), 0) for v in _list(d.get("correct"))],
+            counts=[max(_int(v), 0) for v in _list(d.get("counts"))],
         )
+
+
+def _digit_rows(value: Any) -> list[str]:
+    """A grid of digits, one string per row, all as wide as the first; anything else is no grid."""
+    rows = _list(value)
+    if not rows or not all(isinstance(r, str) and r.isascii() and r.isdigit() for r in rows):
+        return []
+    return rows if all(len(r) == len(rows[0]) for r in rows) else []
 
 
 @dataclass
@@ -312,8 +370,17 @@ class RunMeta:
 
     @classmethod
     def from_summary(cls, summary: dict[str, Any], config: LabConfig | None = None) -> RunMeta:
-        known = {f.name for f in fields(cls)} - {"config"}
-        return cls(config=config, **{k: v for k, v in summary.items() if k in known})
+        """From summary.json; a value of the wrong type is a missing one."""
+        preset = summary.get("preset")
+        return cls(
+            config=config,
+            preset=preset if isinstance(preset, str) else None,
+            device=_str(summary.get("device")),
+            device_name=_str(summary.get("device_name")),
+            layers=[name for name in _list(summary.get("layers")) if isinstance(name, str)],
+            total_steps=max(_int(summary.get("total_steps")), 0),
+            chance_loss=_num(summary.get("chance_loss")),
+        )
 
 
 @dataclass
@@ -337,6 +404,7 @@ class Snapshot:
     learned: Learned | None = None  # what the network learned (not in the metrics line: learned.jsonl)
     findings: list[Finding] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)  # hyperparameters changed since the previous snapshot
+    scalars: dict[str, float] = field(default_factory=dict)  # a watched loop's own scalars (lab.log), by name
 
     @functools.cached_property
     def grad_total(self) -> float | None:
@@ -369,28 +437,40 @@ class Snapshot:
             d["nonfinite"] = True
         if self.changes:
             d["changes"] = [c.to_dict() for c in self.changes]
+        if self.scalars:
+            d["scalars"] = dict(self.scalars)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], total_steps: int = 0) -> Snapshot:
-        names = {f.name for f in fields(LayerStats)}
-        layers = [LayerStats(**{k: v for k, v in layer.items() if k in names}) for layer in d.get("layers", [])]
+        """A metrics.jsonl line. A value of the wrong type (a string for a number, a list for a layer) is a
+        missing value: a damaged line shows what it still holds."""
+        layers = []
+        for i, layer in enumerate(_list(d.get("layers"))):
+            if isinstance(layer, dict):
+                layers.append(LayerStats.from_dict(layer, f"L{i + 1}"))
+        time_grads = d.get("time_grad_norm")
         return cls(
-            step=int(d.get("step", 0)),
+            step=max(_int(d.get("step")), 0),
             total_steps=total_steps,
-            epoch=float(d.get("epoch") or 0.0),
-            time_s=float(d.get("time_s") or 0.0),
-            loss=d.get("loss"),
-            acc=d.get("acc"),
-            val_loss=d.get("val_loss"),
-            val_acc=d.get("val_acc"),
-            lr=float(d.get("lr") or 0.0),
-            samples_per_s=float(d.get("samples_per_s") or 0.0),
+            epoch=_num(d.get("epoch")) or 0.0,
+            time_s=_num(d.get("time_s")) or 0.0,
+            loss=_num(d.get("loss")),
+            acc=_num(d.get("acc")),
+            val_loss=_num(d.get("val_loss")),
+            val_acc=_num(d.get("val_acc")),
+            lr=_num(d.get("lr")) or 0.0,
+            samples_per_s=_num(d.get("samples_per_s")) or 0.0,
             layers=layers,
-            time_grad_norm=d.get("time_grad_norm"),
-            mem_mb=d.get("mem_mb"),
-            nonfinite=bool(d.get("nonfinite")),
-            changes=[Change.from_dict(c) for c in d.get("changes") or () if isinstance(c, dict)],
+            time_grad_norm=[_num(v) for v in time_grads] if isinstance(time_grads, list) else None,  # type: ignore[misc]
+            mem_mb=_num(d.get("mem_mb")),
+            nonfinite=d.get("nonfinite") is True,
+            changes=[Change.from_dict(c) for c in _list(d.get("changes")) if isinstance(c, dict)],
+            scalars={
+                str(k): x
+                for k, v in (d.get("scalars") if isinstance(d.get("scalars"), dict) else {}).items()
+                if (x := _num(v)) is not None
+            },
         )
 
 
@@ -407,6 +487,7 @@ class RunResult:
     divergence: dict[str, Any] | None = None  # where a diverged run broke: step, layer, quantity
     changes: list[Change] = field(default_factory=list)  # every hyperparameter changed during the run
     reason: str = ""  # a stopped run: why (a key of STOP_REASONS)
+    user_error: bool = False  # failed for a reason on the user's side (a full disk): the command exits 2
 
     @property
     def final(self) -> Snapshot | None:

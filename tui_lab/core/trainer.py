@@ -172,10 +172,18 @@ class Trainer:
         self._clip: float | None = None  # clip_norm as changed while it ran
 
     def _call(self, hook: str, arg: Any) -> None:
+        """Every sink's `hook`, even when one fails (a full disk must not keep the UI from hearing that the run
+        ended); the first failure is raised after."""
+        error: BaseException | None = None
         for sink in self.sinks:
             fn = getattr(sink, hook, None)
             if fn is not None:
-                fn(arg)
+                try:
+                    fn(arg)
+                except Exception as exc:  # noqa: BLE001 - raised below, once the others have been told
+                    error = error or exc
+        if error is not None:
+            raise error
 
     def _emit(self, snap: Snapshot) -> None:
         for sink in self.sinks:
@@ -212,10 +220,13 @@ class Trainer:
             result = body()
         except KeyboardInterrupt:
             result.status, result.reason, result.message = "stopped", "interrupted", _(STOP_REASONS["interrupted"])
-        except UserError as exc:
-            result.status, result.message = "failed", str(exc)
+        except _StoppedEarly:  # asked to stop while it was being set up: stopped at step 0, never "completed"
+            result = self._stopped(RunResult("stopped", self._steps_done))
+        except UserError as exc:  # a run directory that cannot be written (a full disk) included: RunDirError
+            result.status, result.message, result.steps = "failed", str(exc), self._steps_done
+            result.user_error = True
         except Exception as exc:  # noqa: BLE001 - any failure becomes the run's status, never a crash
-            result.status, result.message = "failed", _describe(exc)
+            result.status, result.message, result.steps = "failed", _describe(exc), self._steps_done
         result.elapsed_s = time.perf_counter() - t0
         result.device = self.meta.device
         result.changes = list(self.changes)
@@ -235,8 +246,13 @@ class Trainer:
         if device.type == "cpu":
             _pick_cpu_threads(cfg)
         torch.manual_seed(cfg.seed)
+        # A stop (Ctrl-C, a signal, a key) can come while the data and the model are being made, which may take
+        # seconds: it is obeyed between the pieces, not after the first training step.
+        self._stop_point()
         data = build_dataset(cfg).to(device)
+        self._stop_point()
         model = build_model(cfg, data.input_shape, data.n_outputs).to(device)
+        self._stop_point()
         optimizer = make_optimizer(cfg, model.parameters())
         probes = Probes(model, optimizer)
         self.meta.device = str(device)
@@ -297,9 +313,7 @@ class Trainer:
         for step in range(start, total):
             mode = control.wait()
             if mode == "stop":
-                reason = control.reason or "user"
-                result.status, result.reason = "stopped", reason
-                result.message = _(STOP_REASONS.get(reason, STOP_REASONS["user"]))
+                self._stopped(result)
                 break
             changes = control.take_changes()
             if changes:
@@ -356,6 +370,21 @@ class Trainer:
         result.findings = result.last.findings if result.last else []
         return result
 
+    @property
+    def steps_done(self) -> int:
+        return self._steps_done
+
+    def _stop_point(self) -> None:
+        if self.control.stopped:
+            raise _StoppedEarly
+
+    def _stopped(self, result: RunResult) -> RunResult:
+        """The run ends `stopped`, with the Control's reason (STOP_REASONS) and its sentence."""
+        reason = self.control.reason or "user"
+        result.status, result.reason = "stopped", reason
+        result.message = _(STOP_REASONS.get(reason, STOP_REASONS["user"]))
+        return result
+
     def _change(self, optimizer, changes: dict[str, float], step: int, clip: float) -> float:
         """Apply hyperparameters asked for while the run goes (Control.change), from this step on; each is
         recorded with the next snapshot and in the summary. Returns the clipping norm now in force."""
@@ -385,6 +414,10 @@ class Trainer:
         result.message = message + (f": {where.text}" if where else "")
         result.divergence = {"step": snap.step, **(where.to_dict() if where else {})}
         return result
+
+
+class _StoppedEarly(Exception):
+    """The Control was stopped before the first step (Trainer._stop_point)."""
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,28 +11,31 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from textual import events, on, work
+from textual import events, on
 from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from tui_lab.core.config import LabConfig
-from tui_lab.core.errors import UserError
+from tui_lab.core.errors import UserError, one_line
+from tui_lab.core.fmt import printable
 from tui_lab.core.i18n import _, set_language
 from tui_lab.core.run import PACES
-from tui_lab.ui import commands, glyphs, palette, term_modes
+from tui_lab.ui import commands, glyphs, job_control, palette, safe_terminal, term_modes
 from tui_lab.ui.baseline import from_run_dir, from_view
 from tui_lab.ui.components.config_panel import ConfigPanel
 from tui_lab.ui.components.findings import FindingsPanel
 from tui_lab.ui.main_screen import POLL_S, VIEW_KEYS, LabScreen
-from tui_lab.ui.runs import LiveRun, RecordedRun, Run
+from tui_lab.ui.runs import LiveRun, RecordedRun, Run, TrainingLine
 from tui_lab.ui.state import LabState
 
 PREWARM_AFTER_S = 0.3  # torch loads once the first frame is up
+_PRINTABLE_ONLY = safe_terminal.PrintableOnly()  # one instance: strips cache what a filter made of them
 
 
 class LabApp(App[int]):
@@ -58,6 +61,8 @@ class LabApp(App[int]):
         self.lang = lang
         self.open_picker = open_picker  # plain `tui-lab`: start in the preset picker
         self.lab = LabState(cfg or LabConfig(), preset_name or "custom")
+        self.training = TrainingLine()  # the one thread that trains (runs queue for it)
+        self._focus_asked = 0  # counts focus requests and Esc presses (_focus_later)
         if show_dir is not None:
             run = RecordedRun(Path(show_dir))
             self.lab.cfg, self.lab.preset, self.lab.run = run.cfg, run.name, run
@@ -74,22 +79,59 @@ class LabApp(App[int]):
     # -- the terminal: ASCII, NO_COLOR, 16 colours (ui/term_modes.py) ----------------------------------
 
     def get_driver_class(self):  # type: ignore[no-untyped-def]
-        base = super().get_driver_class()
+        base = safe_terminal.safe_driver(super().get_driver_class())  # input Textual would crash on is dropped
         return term_modes.ascii_driver(base) if glyphs.G.ascii else base
 
     def get_line_filters(self):  # type: ignore[no-untyped-def]
-        return term_modes.line_filters(self, super().get_line_filters())
+        # Whatever a widget was given, no escape sequence in it reaches the terminal (ui/safe_terminal.py).
+        return [*term_modes.line_filters(self, super().get_line_filters()), _PRINTABLE_ONLY]
 
     def get_key_display(self, binding) -> str:  # type: ignore[no-untyped-def]
         return glyphs.text(super().get_key_display(binding))
 
     def notify(self, message: str, *, title: str = "", severity: str = "information", **kwargs) -> None:  # type: ignore[override]
-        """In ASCII mode spelled out; without colour, an error or a warning says so with its mark."""
+        """In ASCII mode spelled out; without colour, an error or a warning says so with its mark. Plain text:
+        messages carry preset titles, names, values typed and error texts, never markup (a '[/]' would crash
+        the app), and no escape sequence reaches the terminal."""
+        kwargs["markup"] = False
+        message, title = printable(message, multiline=True), printable(title)
         if palette.no_color() and severity in ("error", "warning"):
             mark = glyphs.G.error if severity == "error" else glyphs.G.warn
             title = f"{mark} {title}" if title else title
             message = message if title else f"{mark} {message}"
         super().notify(glyphs.text(message), title=glyphs.text(title), severity=severity, **kwargs)  # type: ignore[arg-type]
+
+    # -- a crash: one line, a non-zero exit, the run directory finished (run_app) -----------------------------
+
+    crash = ""  # what ended the app, in one line ("" when nothing did)
+
+    def _handle_exception(self, error: Exception) -> None:
+        self.crash = self.crash or one_line(error)
+        super()._handle_exception(error)
+
+    def panic(self, *renderables: Any) -> None:
+        """Textual's input thread ends the app this way when it fails; the traceback names the error."""
+        if not self.crash:
+            stacks = getattr(getattr(renderables[0], "trace", None), "stacks", None) if renderables else None
+            error = f"{stacks[-1].exc_type}: {stacks[-1].exc_value}" if stacks else "panic"
+            self.crash = error.splitlines()[0]
+        super().panic(*renderables)
+
+    def _fatal_error(self) -> None:
+        """Textual renders the traceback with every frame's locals here, before it exits: tens of seconds with a
+        run's tensors and the DOM in them, a frozen screen. Only with TUI_LAB_DEBUG=1; else the app ends now."""
+        if _debug():
+            super()._fatal_error()
+        else:
+            self._close_messages_no_wait()
+
+    def _print_error_renderables(self) -> None:
+        """After a crash one line on stderr, not Textual's page of traceback (that with TUI_LAB_DEBUG=1)."""
+        if not self.crash or _debug():
+            super()._print_error_renderables()
+        if self.crash:
+            self._exit_renderables.clear()
+            print(f"tui-lab: {_('internal error: {error}').format(error=printable(self.crash))}", file=sys.stderr)
 
     def on_mount(self) -> None:
         if not self.lab.read_only:
@@ -127,28 +169,28 @@ class LabApp(App[int]):
             )
             self._changed()
             return False
+        too_big = _over_budget(cfg)  # before anything is allocated or written: the run does not start
+        if too_big:
+            self.lab.message = too_big
+            self.notify(too_big, severity="error", title=_("not enough memory"), markup=False)
+            self._changed()
+            return False
         try:
             run = LiveRun.create(cfg, self.lab.name_for(cfg), self.lab.hist_layer, step=step)
             run.control.pace = PACES[self.lab.pace]
         except (UserError, OSError) as exc:
             self.notify(_("cannot write the run directory: {error}").format(error=exc), severity="error")
             return False
-        previous = self.lab.replace_run(run)
+        self.lab.replace_run(run)  # the run it replaces is stopped
         self.lab.message = ""
         if self.main.view_index == 0 and not self.main.view_chosen:  # a run is watched in its gradients
             self.main.view_index = 1
         self.main.arrange_panels()
-        self._train(run, previous)
+        # Its turn comes when the run before it has let go (replace_run stopped it): one training thread, and
+        # a run stopped before its turn never makes a run directory (ui/runs.py TrainingLine).
+        self.training.submit(run.train)
         self._changed()
         return True
-
-    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def _train(self, run: LiveRun, previous: Run | None) -> None:
-        run.train(previous)
-
-    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def _extend(self, run: LiveRun, more: int) -> None:
-        run.extend(more)
 
     def show_run(self, run: Run) -> None:
         """Put a run on screen that is already made: a replay of fixed snapshots (tests, demos), say."""
@@ -157,8 +199,11 @@ class LabApp(App[int]):
         self._changed()
 
     def stop_and_join(self, timeout: float = 1.0) -> bool:
-        """Stop the run on screen and wait for its run directory to be complete; True when it was in time."""
-        return self.lab.run.join(timeout) if self.lab.run is not None else True
+        """Stop the run on screen and wait for the training thread to end (every run directory complete, the
+        runs queued behind it ended at once); True when it was in time."""
+        if self.lab.run is not None:
+            self.lab.run.stop()
+        return self.training.join(timeout)
 
     # -- actions ------------------------------------------------------------------------------------------
 
@@ -229,7 +274,8 @@ class LabApp(App[int]):
             return
         more = run.first_steps
         run.scrub_to(-1)
-        self._extend(run, more)
+        run.will_extend()
+        self.training.submit(partial(run.extend, more))
         self.notify(_("going on for {more} more steps (c adds more once it ends)").format(more=more))
         self._changed()
 
@@ -253,8 +299,10 @@ class LabApp(App[int]):
         """Textual's command palette, its search field's placeholder in the current language."""
         from textual.command import CommandPalette
 
+        from tui_lab.ui.screens import Palette
+
         if self.use_command_palette and not CommandPalette.is_open(self):
-            self.push_screen(CommandPalette(placeholder=_("Search for commands…"), id="--command-palette"))
+            self.push_screen(Palette(placeholder=_("Search for commands…"), id="--command-palette"))
 
     async def action_quit(self) -> None:
         if not self.stop_and_join(1.0):
@@ -384,11 +432,11 @@ class LabApp(App[int]):
 
     def action_next_view(self) -> None:
         self.main.view_chosen = True
-        self.main.show_view(self.main.view_index + 1)
+        self.main.want_view(self.main.view_index + 1)
 
     def action_view(self, index: int) -> None:
         self.main.view_chosen = True
-        self.main.show_view(index)
+        self.main.want_view(index)
 
     def action_findings(self) -> None:
         """Focus the findings panel (view 2 when it is not on screen), so ↑/↓ scroll what does not fit."""
@@ -396,16 +444,24 @@ class LabApp(App[int]):
         if not panel.display:
             self.main.view_chosen = True
             self.main.show_view(1)
-        self.call_after_refresh(panel.focus)
+        self._focus_later(panel.focus)
 
     def action_edit(self) -> None:
         if not self.main.wide:
             self.main.show_view(0)
-        self.call_after_refresh(self.main.config_panel.focus_first)
+        self._focus_later(self.main.config_panel.focus_first)
 
     def action_leave_input(self) -> None:
+        self._focus_asked += 1  # a focus asked for before this Esc (e, f) and not yet given is dropped
         if self.focused is not None:
             self.set_focus(None)
+
+    def _focus_later(self, focus: Callable[[], object]) -> None:
+        """Focus once the view is laid out, unless Esc came first: on a slow link `e Esc q` may all be read
+        before the next refresh, and the q must not land in a field."""
+        self._focus_asked += 1
+        asked = self._focus_asked
+        self.call_after_refresh(lambda: focus() if asked == self._focus_asked else None)
 
     def action_hist_layer(self, delta: int) -> None:
         view = self.lab.view()
@@ -431,6 +487,16 @@ class LabApp(App[int]):
         self.stop_and_join(1.0)
 
 
+def _over_budget(cfg: LabConfig) -> str:
+    """Why `cfg` needs more memory than its device has free (core/budget.py), or ''."""
+    from tui_lab.core.budget import check
+
+    try:
+        return check(cfg) or ""
+    except UserError as exc:  # a bad $TUI_LAB_MEMORY_LIMIT
+        return str(exc)
+
+
 def run_app(
     preset_name: str | None = None,
     cfg: LabConfig | None = None,
@@ -444,12 +510,21 @@ def run_app(
     bare = preset_name is None and cfg is None and show_dir is None
     app = LabApp(preset_name=preset_name, cfg=cfg, lang=lang, show_dir=show_dir, open_picker=bare)
     term_modes.fit_colours(app)
+    # Ctrl-Z / `fg` as Textual does them, and a SIGSTOP it never saw (then SIGCONT) no longer doubles its threads.
+    app.driver_class = job_control.resumable(app.driver_class)
     try:
         with _finish_run_on_hangup(app):
             code = app.run()
     finally:
         app.stop_and_join(1.0)
+    if app.crash:  # Textual returns no result after a crash: never a 0 for it
+        return app.return_code or 1
     return code if isinstance(code, int) else 0
+
+
+def _debug() -> bool:
+    """TUI_LAB_DEBUG=1: a crash shows Textual's whole traceback (cli.py DEBUG_ENV)."""
+    return os.environ.get("TUI_LAB_DEBUG", "") not in ("", "0")
 
 
 @contextmanager

@@ -46,14 +46,22 @@ def from_snapshots(cfg: LabConfig, name: str, snaps: Iterable[Snapshot], source:
 
 
 def from_run_dir(directory: Path) -> Baseline:
-    """Read a (finished or running) run directory as a baseline. Raises UserError if it is not one."""
-    from tui_lab.core.runlog import read_meta, read_metrics, read_run_config
+    """Read a (finished or running) run directory as a baseline. Raises UserError (one line) if it is not one or
+    cannot be read; a damaged one gives what it still holds (lines that are not records are skipped, values of
+    the wrong type are missing), read line by line whatever the file's size."""
+    from tui_lab.core.errors import UserError, os_error_line
+    from tui_lab.core.runlog import JsonlReader, check_run_dir, read_meta, read_run_config
 
-    cfg = read_run_config(directory)
-    records, _ = read_metrics(directory)
-    _, summary = read_meta(directory)
-    name = summary.get("preset") or Path(directory).name
-    return from_snapshots(cfg, str(name), (Snapshot.from_dict(r) for r in records), str(directory))
+    directory = Path(directory)
+    try:
+        check_run_dir(directory)
+        cfg = read_run_config(directory)
+        meta, _summary = read_meta(directory)
+        records = JsonlReader(directory / "metrics.jsonl").records()
+        snaps = (Snapshot.from_dict(record) for _at, record in records)
+        return from_snapshots(cfg, meta.preset or directory.name, snaps, str(directory))
+    except OSError as exc:  # the disk failed mid-read
+        raise UserError(os_error_line(exc, directory)) from None
 
 
 def diff_labels(base: LabConfig, current: LabConfig) -> tuple[str, str]:

@@ -415,6 +415,14 @@ COMMANDS: list[Command] = [
         more=N_("a screenshot (SVG) goes into the run directory of the run on screen, else the current directory"),
     ),
     Command("q", "quit", N_("quit"), group="help", what=N_("quit (a run stops; its run directory is complete)")),
+    Command(
+        "ctrl+z",
+        "suspend_process",
+        N_("suspend"),
+        footer=False,
+        group="help",
+        what=N_("suspend to the shell (the terminal as it was); `fg` brings the lab back"),
+    ),
 ]
 
 BINDINGS = [command.binding() for command in COMMANDS if command.bind]

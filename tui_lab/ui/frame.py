@@ -35,6 +35,7 @@ class Frame:
     loaded: str = ""  # the loaded preset or edited config when it is not what the run on screen ran
     learned: Learned | None = None  # what the network had learned at the snapshot on screen
     loss_scale: str = "auto"  # the loss axis: auto (log when the loss spans 3+ decades) | log | linear
+    open_ended: bool = False  # a watched loop (tui_lab.watch): its steps have no known total
 
     @property
     def snapshot(self) -> Snapshot | None:

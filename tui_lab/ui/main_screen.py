@@ -47,7 +47,9 @@ VIEWS: list[tuple[str, str, list[str], list[str]]] = [
     ("learned", N_("Learned"), ["p-learned", "p-loss"], ["p-learned", "p-loss"]),
 ]
 RECURRENT_ONLY = {"p-timegrad"}
-LAYOUT_CLASSES = {"-wide", "-cols2", "-cols1", "-recurrent"} | {f"-view-{key}" for key, *_ in VIEWS}
+# A watched model (tui_lab.watch) has no lab config to edit and no lab data set to show what it learned on.
+LAB_ONLY = {"p-config", "p-learned"}
+LAYOUT_CLASSES = {"-wide", "-cols2", "-cols1", "-recurrent", "-watched"} | {f"-view-{key}" for key, *_ in VIEWS}
 VIEW_KEYS = [key for key, *_ in VIEWS]  # a lesson names its view by key ([screen] view = "layers")
 
 
@@ -62,6 +64,7 @@ class LabScreen(Screen):
         self._panel_time = 0.0
         self._panel_state: str | None = None  # the run state the panels were last given
         self._told: object = None  # the run result last told in a notification
+        self._arrange_queued = False  # view keys are waiting for one arrangement (want_view)
         self.meter = TerminalMeter()  # the panels' repaints keep the terminal under a byte budget
 
     def compose(self) -> ComposeResult:
@@ -116,6 +119,19 @@ class LabScreen(Screen):
         self.view_index = index % len(VIEWS)
         self.arrange_panels()
 
+    def want_view(self, index: int) -> None:
+        """A view key: the view changes now, the panels are arranged once the keys read with it are handled.
+        Each arrangement restyles the whole screen (~0.25 s on a slow machine): key repeat on a digit, or
+        40 view keys mashed, would otherwise hold every later key for seconds."""
+        self.view_index = index % len(VIEWS)
+        if not self._arrange_queued:
+            self._arrange_queued = True
+            self.app.call_later(self._arrange_wanted)
+
+    def _arrange_wanted(self) -> None:
+        self._arrange_queued = False
+        self.arrange_panels()
+
     def arrange_panels(self, size: Size | None = None) -> None:
         """Which panels show, and in what grid, for this size, view and kind of model."""
         size = size or self.terminal_size()
@@ -124,6 +140,9 @@ class LabScreen(Screen):
         key, _title, one_column, two_columns = VIEWS[self.view_index]
         visible = [p.id for p in self.panels] if wide else two_columns if two else one_column
         visible = [p for p in visible if recurrent or p not in RECURRENT_ONLY]
+        watched = bool(getattr(self.lab.run, "watched", False))
+        if watched:
+            visible = [p for p in visible if p not in LAB_ONLY] or VIEWS[VIEW_KEYS.index("gradients")][2]
         # All layout classes in one change: each class change restyles every widget on the screen (hundreds,
         # with the config panel), so one set_classes, and none if nothing changed.
         wanted = {f"-view-{key}"} | {
@@ -133,6 +152,7 @@ class LabScreen(Screen):
                 ("-cols2", not wide and two),
                 ("-cols1", not wide and not two),
                 ("-recurrent", recurrent),
+                ("-watched", watched),
             )
             if on
         }
@@ -162,8 +182,13 @@ class LabScreen(Screen):
     def _tick(self) -> None:
         if self.lab.run is not None:
             self.lab.run.poll()
-        self.refresh_panels()
+        if self.is_active:  # under a modal screen (help, a picker, the lesson) Textual repaints the whole dimmed
+            self.refresh_panels()  # screen for any change below it: 100-200 KB/s, keys answered seconds late
         self._tell_failure()
+
+    def on_screen_resume(self) -> None:
+        """The modal screen on top closed: show what happened meanwhile."""
+        self.refresh_panels()
 
     def _tell_failure(self) -> None:
         """A run that failed says why in full, once, in a notification (the status line has one line for it)."""

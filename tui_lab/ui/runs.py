@@ -7,19 +7,30 @@ a thread worker, and the screen polls whichever run it is given.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 from tui_lab.core.config import LabConfig
 from tui_lab.core.diagnosis import diagnose
-from tui_lab.core.errors import one_line
-from tui_lab.core.i18n import _
+from tui_lab.core.errors import UserError, one_line
+from tui_lab.core.i18n import _, ngettext
 from tui_lab.core.run import LIVE_KEYS, Control, Finding, Learned, RunMeta, RunResult, Snapshot
-from tui_lab.core.runlog import LearnedLog, RunLog, default_run_dir, read_meta, read_metrics, read_run_config
+from tui_lab.core.runlog import (
+    RUN_STATUSES,
+    JsonlReader,
+    LearnedLog,
+    RunLog,
+    check_run_dir,
+    default_run_dir,
+    read_line,
+    read_meta,
+    read_run_config,
+)
+from tui_lab.core.watched import is_watched
 from tui_lab.ui.bridge import Bridge, View
 
 FOLLOW_S = 0.5  # how often a recorded run looks for new lines in a growing run directory
@@ -67,32 +78,41 @@ class Timeline:
     def __init__(self, run_dir: Path | None = None, total_steps: int = 0) -> None:
         self.path = run_dir / "metrics.jsonl" if run_dir is not None else None
         self.total_steps = total_steps
-        self._starts: list[int] = []  # byte offset of each whole line
-        self._end = 0  # bytes indexed so far
+        self._starts: list[int] = []  # byte offset of each whole line that is a record
+        self._reader = JsonlReader(self.path) if self.path is not None else None
         self._memory: list[Snapshot] = []
         self._cache: dict[int, Snapshot] = {}
+
+    @property
+    def skipped(self) -> int:
+        """Lines of metrics.jsonl that were not records (damage), skipped."""
+        return self._reader.skipped if self._reader is not None else 0
 
     def add(self, snap: Snapshot) -> None:
         """Keep a snapshot in memory (no run directory)."""
         if self.path is None:
             self._memory.append(snap)
 
+    def follow(self, final: bool = False) -> Iterable[dict[str, Any]]:
+        """Index the lines written since the last look, yielding each record (a partly written last line waits,
+        unless `final`). Raises UserError when metrics.jsonl is not a regular file or cannot be read."""
+        if self._reader is None:
+            return
+        for start, record in self._reader.records(final):
+            self._starts.append(start)
+            yield record
+
     def refresh(self) -> None:
-        """Index the lines written since the last look (a partly written last line waits)."""
-        if self.path is None:
+        """Index the lines written since the last look (a partly written last line waits). Not parsed here: a
+        live run's own lines are whole (RunLog writes a line whole or not at all), and one that no longer
+        parses reads back as an empty snapshot."""
+        if self._reader is None:
             return
         try:
-            with open(self.path, "rb") as f:
-                f.seek(self._end)
-                data = f.read()
-        except OSError:
-            return
-        at = 0
-        while (newline := data.find(b"\n", at)) >= 0:
-            if data[at:newline].strip():
-                self._starts.append(self._end + at)
-            at = newline + 1
-        self._end += at
+            for start, _empty in self._reader.records(parse=False):
+                self._starts.append(start)
+        except UserError:
+            return  # no longer readable: what was indexed stays
 
     def __len__(self) -> int:
         return len(self._memory) if self.path is None else len(self._starts)
@@ -103,9 +123,7 @@ class Timeline:
         index = range(len(self._starts))[index]  # negative indices, and IndexError past the end
         snap = self._cache.get(index)
         if snap is None:
-            with open(self.path, "rb") as f:
-                f.seek(self._starts[index])
-                record = json.loads(f.readline())
+            record = read_line(self.path, self._starts[index]) or {}  # {}: the file changed under us
             snap = Snapshot.from_dict(record, total_steps=self.total_steps)
             if len(self._cache) >= self.CACHE:
                 self._cache.pop(next(iter(self._cache)))
@@ -207,13 +225,16 @@ class LiveRun(Scrubbing):
         self.trainer: Any = None  # the Trainer, kept once it ran: a finished run can be extended
         self.first_steps = cfg.train.steps  # what an extension adds each time
         self.live = {key: getattr(cfg.optim, key.split(".")[1]) for key in LIVE_KEYS}  # as changed while it goes
+        self.makes_dir = False  # its run directory is made when its training starts (create)
+        self.started = False  # its training began (a run stopped while it waited for its turn never does)
+        self._cancelled = False
 
     @classmethod
     def create(cls, cfg: LabConfig, name: str, histogram_layer: int, step: bool = False) -> LiveRun:
-        """A new run with its run directory made (a UserError says why it cannot be). `step`: paused after
-        one step."""
-        runlog = RunLog(default_run_dir(name))
-        run = cls(cfg, name, run_dir=runlog.dir, runlog=runlog)
+        """A new run; its run directory is made when its training starts (`train`), so a run stopped before
+        its turn leaves none behind (r x n mashed). `step`: paused after one step."""
+        run = cls(cfg, name)
+        run.makes_dir = True
         run.control.histogram_layer = histogram_layer
         if step:
             run.control.step_once()
@@ -247,11 +268,21 @@ class LiveRun(Scrubbing):
         return run
 
     def train(self, previous: Run | None = None) -> None:
-        """The body of the training thread: wait for the previous run to let go, then train to the end."""
+        """The body of the training thread: wait for the previous run to let go, then make the run directory
+        and train to the end. A run stopped before this began ends `stopped` at once, with no directory."""
         self.thread = threading.current_thread()
         try:
             if previous is not None:
                 previous.join(10)
+            if self.control.stopped:
+                self.bridge.finish(RunResult("stopped", 0))
+                return
+            if self.makes_dir and self.runlog is None:
+                runlog = RunLog(default_run_dir(self.name))
+                self.records = Timeline(runlog.dir, self.cfg.train.steps)  # before run_dir: the screen reads them
+                self.learned_log = LearnedLog(runlog.dir)
+                self.runlog, self.run_dir = runlog, runlog.dir
+            self.started = True
             from tui_lab.core.trainer import Trainer  # torch: prewarmed by the app, never on the UI thread
 
             sinks = [s for s in (self.runlog, self.bridge) if s is not None]
@@ -272,11 +303,19 @@ class LiveRun(Scrubbing):
             and self.trainer._parts is not None and self.done.is_set()
         )  # fmt: skip
 
+    def will_extend(self) -> None:
+        """An extension is queued (on the UI thread): the run is busy from now on, and a stop before its turn
+        cancels it (Trainer.extend forgets earlier stops)."""
+        self.done.clear()
+        self._cancelled = False
+
     def extend(self, more: int) -> None:
         """The body of the training thread when a finished run goes on for `more` steps (Trainer.extend)."""
         self.done.clear()
         self.thread = threading.current_thread()
         try:
+            if self._cancelled:
+                return
             self.trainer.extend(more)
             self.cfg = self.trainer.cfg
         except BaseException as exc:  # noqa: BLE001 - shown on screen, never a crash
@@ -308,6 +347,7 @@ class LiveRun(Scrubbing):
         return list(view.latest.findings) if view.latest is not None else []
 
     def stop(self) -> None:
+        self._cancelled = True  # a queued extension does not start
         self.control.stop()
         self.control.resume()  # a paused trainer wakes up to see the stop
 
@@ -315,12 +355,60 @@ class LiveRun(Scrubbing):
         """Stop and wait for the training thread to finish its run directory; True when it did in time."""
         self.stop()
         if self.thread is None or self.thread is threading.current_thread():
-            return True  # never started (a replay), or asked from the training thread itself
+            return True  # its training never began (a replay, a run stopped in the queue), or asked from itself
         return self.done.wait(timeout)
 
 
+class TrainingLine:
+    """The one thread that trains: runs (and extensions) wait their turn here and go one after the other, so
+    at most one trains at a time. A run stopped while it waits ends at once when its turn comes (no run
+    directory, no model built), so a storm of r/x/n costs nothing but the runs that really began. The thread
+    exists only while there is work: with nothing queued, no thread is left behind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: deque[Callable[[], None]] = deque()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            self._jobs.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="tui-lab-training", daemon=True)
+                self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._thread = None
+                    return
+                job = self._jobs.popleft()
+            try:
+                job()
+            except BaseException:  # noqa: BLE001 - a job reports its own failure (LiveRun.train)
+                pass
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._thread is not None
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the queued work to end (stop the runs first); True when it did within `timeout`."""
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+
 class RecordedRun(Scrubbing):
-    """A run directory, finished or still growing (a headless run elsewhere): followed, and scrubbed with ←/→."""
+    """A run directory, finished or still growing (a headless run elsewhere): followed, and scrubbed with ←/→.
+    A damaged directory shows what it still holds: lines that are not records are skipped and counted (the
+    status line says how many), values of the wrong type are missing; a file that is not a regular file, or
+    that cannot be read, is refused when it is opened (a UserError: `tui-lab show` says it in one line)."""
 
     read_only = True
     can_scrub = True
@@ -328,20 +416,22 @@ class RecordedRun(Scrubbing):
 
     def __init__(self, directory: Path):
         self.run_dir = Path(directory)
+        check_run_dir(self.run_dir)
+        self.watched = is_watched(self.run_dir)  # tui_lab.watch: any model, no lab data set (core/watched.py)
         self.cfg = read_run_config(self.run_dir)
-        self.meta, summary = read_meta(self.run_dir, self.cfg)
-        self.name = str(summary.get("preset") or self.run_dir.name)
+        self.meta, _summary = read_meta(self.run_dir, self.cfg)
+        self.name = self.meta.preset or self.run_dir.name
         self.status = "running"
-        self.records: list[Snapshot] = []
+        # By line offset, read back when shown: a long run's snapshots would not fit in memory as objects.
+        self.records = Timeline(self.run_dir, self.cfg.train.steps)
         self.cursor: int | None = None  # None: following the end
         self.bridge = Bridge()
         self.bridge.on_start(self.meta)
-        self._offset = 0
         self._result: RunResult | None = None
         self._last_poll = -FOLLOW_S
         self._scrubbed_findings: dict[int, list[Finding]] = {}  # by record index: metrics.jsonl keeps none
         self.learned_log = LearnedLog(self.run_dir)
-        self.poll()
+        self._read(raising=True)
 
     @property
     def state(self) -> str:
@@ -349,26 +439,56 @@ class RecordedRun(Scrubbing):
             return "replay"
         return "following" if self.status == "running" else self.status
 
+    @property
+    def skipped(self) -> int:
+        """Lines of metrics.jsonl and learned.jsonl that could not be read, skipped."""
+        return self.records.skipped + self.learned_log.skipped
+
+    def position(self) -> str:
+        where = super().position()
+        if not self.skipped:
+            return where
+        note = ngettext("{count} unreadable line skipped", "{count} unreadable lines skipped", self.skipped)
+        note = note.format(count=self.skipped)  # after the state on the status line: "completed · 3 unreadable..."
+        return f"· {note} · {where}" if where else f"· {note}"
+
     def poll(self) -> None:
         """Read what the run directory gained since the last look (at most every FOLLOW_S)."""
         now = time.monotonic()
         if self.status != "running" or now - self._last_poll < FOLLOW_S:
             return
         self._last_poll = now
-        records, self._offset = read_metrics(self.run_dir, self._offset)
-        _, summary = read_meta(self.run_dir)
-        self.status = summary.get("status", "running")
-        for record in records:
-            snap = Snapshot.from_dict(record, total_steps=self.cfg.train.steps)
-            self.records.append(snap)
-            self.bridge(snap)
-        self.learned_log.refresh()  # after metrics.jsonl: each learned line is written before its snapshot's
-        learned = self.learned_log.at(self.records[-1].step) if self.records else None
+        self._read(raising=False)
+
+    def _read(self, raising: bool) -> None:
+        # The summary first: once it says the run ended, metrics.jsonl was complete before it was written, so
+        # the lines read after it are all there are (a cut last line is then damage, not a line being written).
+        _meta, summary = read_meta(self.run_dir)
+        status = summary.get("status")
+        self.status = status if status in RUN_STATUSES else "running"
+        final = self.status != "running"
+        last: Snapshot | None = None
+        try:
+            for record in self.records.follow(final):
+                last = Snapshot.from_dict(record, total_steps=self.cfg.train.steps)
+                self.bridge(last)
+        except UserError:
+            if raising:
+                raise
+        self.learned_log.refresh(final)  # after metrics.jsonl: each learned line is written before its snapshot's
+        if last is None and len(self.records):
+            last = self.records[-1]
+        learned = self.learned_log.at(last.step) if last is not None else None
         if learned is not None and (self.bridge.learned is None or learned.step > self.bridge.learned.step):
             self.bridge.add_learned(learned)
-        if self.status != "running" and self._result is None:
-            steps, message = summary.get("steps", 0), summary.get("message", "")
-            self._result = RunResult(self.status, steps, message=message, divergence=summary.get("divergence"))  # type: ignore[arg-type]
+        if final and self._result is None:
+            steps, message, divergence = summary.get("steps"), summary.get("message"), summary.get("divergence")
+            self._result = RunResult(
+                self.status,  # type: ignore[arg-type]
+                steps if isinstance(steps, int) and not isinstance(steps, bool) else 0,
+                message=message if isinstance(message, str) else "",
+                divergence=divergence if isinstance(divergence, dict) else None,
+            )
             self.bridge.finish(self._result)
 
     def findings(self, view: View) -> list[Finding]:

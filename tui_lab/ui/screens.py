@@ -3,23 +3,62 @@ baseline). The two pickers filter as you type."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.await_complete import AwaitComplete
 from textual.binding import Binding
+from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui_lab.core.fmt import printable
 from tui_lab.core.i18n import _
+from tui_lab.core.run import RUN_STATUSES
 from tui_lab.ui import commands, palette
 
 
-class Picker(ModalScreen[Any]):
+class DismissOnce:
+    """Mixed into a screen: it closes once. Two enters (or escapes) in one read of the terminal (a fast double
+    tap, key repeat, a laggy link) reach it before the first has closed it, and a second dismiss would pop the
+    screen below it (the main screen: ScreenStackError) and hand its callback a second result."""
+
+    _dismissed = False
+    is_active: bool
+
+    def dismiss(self, result: Any = None) -> AwaitComplete:
+        if self._dismissed or not self.is_active:
+            return AwaitComplete.nothing()
+        self._dismissed = True
+        return super().dismiss(result)  # type: ignore[misc]
+
+
+class Modal(DismissOnce, ModalScreen[Any]):
+    """The app's modal screens (pickers, lesson, help)."""
+
+
+class Palette(DismissOnce, CommandPalette):
+    """Textual's command palette, closed once and running the chosen command once: a second enter that arrives
+    before it closed is dropped (Textual's palette pops the screen below and runs the command again)."""
+
+    @on(Input.Submitted)
+    def _closed_already(self, event: Input.Submitted) -> None:
+        if self._dismissed or not self.is_active:
+            event.prevent_default()  # the palette's own handler (a subclass's runs first) is skipped
+            event.stop()
+
+    def _select_or_command(self, event: Any = None) -> None:
+        if not self._dismissed and self.is_active:
+            super()._select_or_command(event)
+
+
+class Picker(Modal):
     """A list with a filter field above it: typing filters (every word must be in an entry's text), ↑/↓ move in
     the list while the field has the keys, enter picks the highlighted entry, esc closes."""
 
@@ -35,7 +74,7 @@ class Picker(ModalScreen[Any]):
     def __init__(self) -> None:
         super().__init__()
         commands.translate_bindings(self)
-        self.entries: list[tuple[str, str, str]] = []  # (id, prompt, the text the filter searches)
+        self.entries: list[tuple[str, Text, str]] = []  # (id, prompt, the text the filter searches)
 
     def filter_field(self) -> Input:
         return Input(placeholder=_("type to filter"), id="picker-filter", compact=True, select_on_focus=False)
@@ -65,7 +104,7 @@ class Picker(ModalScreen[Any]):
             ol.add_options(shown)
             ol.highlighted = 0
         else:
-            ol.add_option(Option(Text(self.nothing(query.strip()), style="italic"), disabled=True))
+            ol.add_option(Option(Text(printable(self.nothing(query.strip())), style="italic"), disabled=True))
         self.highlight_changed(shown[0].id if shown else None)
 
     def highlight_changed(self, key: str | None) -> None:
@@ -78,8 +117,12 @@ class Picker(ModalScreen[Any]):
     def action_move(self, how: str) -> None:
         """↑/↓/PgUp/PgDn in the filter field move in the list."""
         ol = self.listing
-        {"down": ol.action_cursor_down, "up": ol.action_cursor_up, "page_down": ol.action_page_down,
-         "page_up": ol.action_page_up}[how]()  # fmt: skip
+        move = {"down": ol.action_cursor_down, "up": ol.action_cursor_up, "page_down": ol.action_page_down,
+                "page_up": ol.action_page_up}[how]  # fmt: skip
+        try:
+            move()
+        except KeyError:  # Textual 8.2: a page move before the list's first layout after a change finds no lines
+            ol.action_first() if how == "page_up" else ol.action_last()
 
     @on(Input.Submitted, "#picker-filter")
     def _submitted(self) -> None:
@@ -113,11 +156,17 @@ class PresetPicker(Picker):
     def compose(self) -> ComposeResult:
         from tui_lab.core.presets import discover, read_title
 
-        self.refs = discover()
+        skipped: list[str] = []  # a user preset that is a FIFO, a device or unreadable: left out, and said so
+        self.refs = discover(warn=skipped.append)
+        if skipped:
+            more = len(skipped) - 1
+            note = skipped[0] + (" " + _("(and {count} more)").format(count=more) if more else "")
+            self.notify(printable(note), severity="warning", markup=False)
         for name, ref in self.refs.items():
             title = read_title(ref.path, self.lang)
             suffix = _(" (yours)") if ref.source == "user" else ""
-            self.entries.append((name, f"{name}{suffix}\n  [dim]{_escape(title)}[/dim]", f"{name} {title}"))
+            prompt = Text.assemble(printable(name) + suffix, "\n  ", (printable(title), "dim"))  # text, not markup
+            self.entries.append((name, prompt, f"{name} {title}"))
         with Vertical(id="picker-box"):
             yield Static(
                 _("Presets · type to filter · ↑↓ choose · enter load · esc close"), classes="modal-title", markup=False
@@ -146,16 +195,21 @@ class PresetPicker(Picker):
             cfg = load_config(ref.path)
             m, o = cfg.model, cfg.optim
             steps = _("{steps} steps").format(steps=cfg.train.steps)
-            head = (
-                f"[b]{cfg.title_for(self.lang) or name}[/b]\n[dim]{m.arch} depth {m.depth} width {m.width} · "
-                f"{m.activation} · {m.init} · norm {m.norm} · {o.name} lr {o.lr:g} · {steps}[/dim]\n"
+            shape = (
+                f"{m.arch} depth {m.depth} width {m.width} · {m.activation} · {m.init} · norm {m.norm} · "
+                f"{o.name} lr {o.lr:g} · {steps}"
             )
-            preview.update(head + "\n" + _escape(reflow(cfg.lesson_for(self.lang))))
+            preview.update(  # a file's words: text, never markup or escape sequences
+                Text.assemble(
+                    (printable(cfg.title_for(self.lang) or name), "bold"), "\n", (printable(shape), "dim"), "\n\n",
+                    printable(reflow(cfg.lesson_for(self.lang)), multiline=True),
+                )
+            )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a broken preset is shown, not raised
-            preview.update(f"[red]{_escape(str(exc))}[/red]")
+            preview.update(Text(printable(str(exc), multiline=True), "red"))
 
 
-class LessonScreen(ModalScreen[None]):
+class LessonScreen(Modal):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "close")]
 
     def __init__(self, title: str, lesson: str) -> None:
@@ -166,10 +220,11 @@ class LessonScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="lesson-box"):
-            yield Static(self.title_text or _("Lesson"), classes="modal-title")
+            yield Static(printable(self.title_text) or _("Lesson"), classes="modal-title", markup=False)
             with VerticalScroll():
                 yield Static(
-                    reflow(self.lesson) or _("This configuration has no lesson text. Load a preset with l."),
+                    printable(reflow(self.lesson), multiline=True)
+                    or _("This configuration has no lesson text. Load a preset with l."),
                     id="lesson-text",
                     markup=False,
                 )
@@ -188,22 +243,15 @@ class RunPicker(Picker):
         self.root = root
 
     def compose(self) -> ComposeResult:
-        from tui_lab.core.runlog import read_summary
-
-        runs = []
-        try:
-            runs = sorted((p for p in self.root.iterdir() if (p / "config.toml").is_file()), reverse=True)
-        except OSError:
-            pass
-        for p in runs[:200]:
-            s = read_summary(p) or {}
-            status = s.get("status", "?")
-            steps = _("{steps} steps").format(steps=s.get("steps", 0))
-            shown = f"{p.name}  [dim]{_(status)}, {steps}[/dim]"
+        for p, s in run_dirs(self.root):
+            status = s.get("status") if s.get("status") in RUN_STATUSES else "?"  # a damaged summary: unknown
+            count = s.get("steps")
+            steps = _("{steps} steps").format(steps=count if type(count) is int else "?")
+            shown = Text.assemble(printable(p.name), "  ", (printable(f"{_(status)}, {steps}"), "dim"))
             self.entries.append((str(p), shown, f"{p.name} {status}"))
         with Vertical(id="picker-box"):
             yield Static(
-                _("Pin an earlier run as the baseline · {root}").format(root=self.root),
+                _("Pin an earlier run as the baseline · {root}").format(root=printable(self.root)),
                 classes="modal-title",
                 markup=False,
             )
@@ -213,14 +261,41 @@ class RunPicker(Picker):
 
     def nothing(self, query: str) -> str:
         if not self.entries:
-            return _("no runs under {root} yet").format(root=self.root)
+            return _("no runs under {root} yet").format(root=printable(self.root))
         return _("no run matches “{query}”").format(query=query)
 
     def picked(self, key: str) -> Path:
         return Path(key)
 
 
-class HelpScreen(ModalScreen[None]):
+def run_dirs(root: Path, limit: int = 200) -> list[tuple[Path, dict[str, Any]]]:
+    """The run directories under `root`, newest first, with their summaries ({}: none readable). One that cannot
+    be read, or whose files are not regular files (a FIFO, a device, a directory), is left out: picking it
+    could only fail, and looking at it must never hang or crash the app."""
+    from tui_lab.core.errors import UserError
+    from tui_lab.core.runlog import check_run_dir, read_summary
+    from tui_lab.core.watched import MODEL_FILE
+
+    try:
+        names = sorted(os.listdir(root), reverse=True)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        path = root / name
+        try:
+            if not any(os.path.lexists(path / name) for name in ("config.toml", MODEL_FILE)):  # a watched run too
+                continue
+            check_run_dir(path)
+        except (OSError, UserError):
+            continue
+        found.append((path, read_summary(path) or {}))
+        if len(found) >= limit:
+            break
+    return found
+
+
+class HelpScreen(Modal):
     """Every key of the app by section, made from the command table (ui/commands.py); it scrolls."""
 
     BINDINGS = [Binding("escape,q,f1,h", "dismiss(None)", "close")]
@@ -237,7 +312,8 @@ class HelpScreen(ModalScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#help-scroll").focus()
+        for scroll in self.query("#help-scroll"):  # none when it is dismissed before it mounted (a key storm)
+            scroll.focus()
 
 
 KEY_COLUMN = 13  # "↑ / Shift+Tab"
@@ -292,9 +368,3 @@ def reflow(text: str) -> str:
         else:
             out.append(line.rstrip())
     return "\n".join(out)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)

@@ -102,4 +102,5 @@ class LabState:
             name=run.name if run is not None else self.name_for(self.edited or self.cfg),
             loaded=self.loaded(),
             loss_scale=self.loss_scale,
+            open_ended=bool(getattr(run, "watched", False)),
         )

@@ -20,6 +20,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from tui_lab.core.config import SECTIONS, LabConfig, config_to_dict, field_choices, parse_config, parse_value
 from tui_lab.core.errors import ConfigError
+from tui_lab.core.fmt import printable
 from tui_lab.core.i18n import N_
 from tui_lab.core.run import LIVE_KEYS
 from tui_lab.ui.components.panel import Panel
@@ -159,8 +160,9 @@ class ConfigPanel(Panel, VerticalScroll):
                     )
                 else:
                     yield Input(_text(value), compact=True, id=fid, classes="cfg-field", select_on_focus=False)
-            yield Static("", id=fid + "-err", classes="cfg-error")
-        yield Static("", id="cfg-general", classes="cfg-error")
+            # The reasons echo what was typed: text, never markup ('[/]' in a field would crash the app).
+            yield Static("", id=fid + "-err", classes="cfg-error", markup=False)
+        yield Static("", id="cfg-general", classes="cfg-error", markup=False)
 
     # -- filling and reading ------------------------------------------------------------------------------
 
@@ -220,11 +222,11 @@ class ConfigPanel(Panel, VerticalScroll):
             err = self.query_one(f"#{fid}-err", Static)
             widget = self.query_one("#" + fid)
             message = errors.get(key, "")
-            err.update(message and G.wrong + " " + message)
+            err.update(message and G.wrong + " " + printable(message))
             err.display = bool(message)
             widget.set_class(bool(message), "-invalid")
         gen = self.query_one("#cfg-general", Static)
-        gen.update("\n".join(G.wrong + " " + g for g in general))
+        gen.update("\n".join(G.wrong + " " + printable(g) for g in general))
         gen.display = bool(general)
         self.errors, self.general = errors, general
         changed = self._mark_edited()

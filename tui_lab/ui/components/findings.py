@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from tui_lab.core.fmt import printable
 from tui_lab.core.i18n import N_, _, ngettext
 from tui_lab.ui import glyphs, palette
 from tui_lab.ui.components.panel import Panel
@@ -46,7 +47,7 @@ class FindingsPanel(Panel, VerticalScroll):
             run = _("run {status}").format(status=_(result.status))
             text.append(run + ("\n" if said else ": "), palette.style(palette.ALARM, "bold"))
             if not said:
-                text.append((result.message or "") + "\n")
+                text.append(printable(result.message or "", multiline=True) + "\n")
         elif result is not None and frame.scrubbed is None:
             text.append(_("run {status}").format(status=_(result.status)), "bold")
             text.append(_(" after {steps} steps").format(steps=result.steps) + "\n")
@@ -55,13 +56,13 @@ class FindingsPanel(Panel, VerticalScroll):
         for f in frame.findings:
             mark, style = icon("healthy" if f.kind == "healthy" else f.severity)
             text.append(mark, style)
-            text.append(f.message + "\n")
+            text.append(printable(f.message, multiline=True) + "\n")  # a recorded run's may come from its files
             if f.remedy:
                 text.append(f"  {glyphs.G.arrow} ", palette.style(palette.ACCENT, "bold"))
-                text.append(f.remedy + "\n")
+                text.append(printable(f.remedy, multiline=True) + "\n")
         if frame.run_dir:
             text.append("\n" + _("run directory:") + " ", "dim")
-            text.append(frame.run_dir, "dim italic")
+            text.append(printable(frame.run_dir), "dim italic")
         self.body.update(glyphs.rich(text))
         self.call_after_refresh(self.mark_overflow)
 
@@ -79,4 +80,9 @@ class FindingsPanel(Panel, VerticalScroll):
         self.mark_overflow()
 
     def on_resize(self) -> None:
+        self.call_after_refresh(self.mark_overflow)
+
+    def watch_virtual_size(self) -> None:
+        # The findings' height is known only once they are laid out, which may be after the refresh that
+        # update() asked for (a busy app): the border follows the layout, not the update.
         self.call_after_refresh(self.mark_overflow)

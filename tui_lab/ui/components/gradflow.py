@@ -158,6 +158,9 @@ class GradFlowPanel(TextPanel):
         names = frame.layer_names
         base_names = base.names if base is not None else []
         rows = [names[i] if i < len(names) else base_names[i] for i in range(max(len(names), len(base_names)))]
+        if not rows:  # a baseline pinned from a run directory with no snapshot, and no bars of this run yet
+            text.append(_(self.EMPTY), "dim")
+            return text
         grads = [layer.grad_norm for layer in frame.layers]
         bgrads = list(base.grads) if base is not None else []
         logs = [math.log10(g) for g in map(finite, grads + bgrads) if g is not None and g > 0]

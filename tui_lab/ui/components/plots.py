@@ -14,8 +14,9 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.markup import escape
 
-from tui_lab.core.fmt import LOG_FLOOR, finite
+from tui_lab.core.fmt import LOG_FLOOR, finite, printable
 from tui_lab.core.i18n import N_, _
 from tui_lab.ui import glyphs, palette
 from tui_lab.ui.bridge import Series
@@ -415,7 +416,7 @@ class HistogramPanel(PlotPanel):
         name = (
             names[frame.hist_layer] if frame.hist_layer < len(names) else _("layer {n}").format(n=frame.hist_layer + 1)
         )
-        return f"{name} · [ ] " + _("choose layer")
+        return f"{escape(printable(name))} · [ ] " + _("choose layer")  # borders are markup; a name from a file
 
     def figure(self, plt: Any, width: int, frame: Frame) -> bool | None:
         hist = frame.view.histogram if frame.view is not None and frame.histograms else None

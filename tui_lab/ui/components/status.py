@@ -59,11 +59,11 @@ class StatusBar(Panel, Static):
         if snap is not None and snap.mem_mb is not None:
             device += f" {snap.mem_mb:.0f} MB"
         step = snap.step + 1 if snap is not None else 0
-        total = (meta.total_steps if meta else 0) or frame.cfg.train.steps
+        total = 0 if frame.open_ended else (meta.total_steps if meta else 0) or frame.cfg.train.steps
         frac = step / total if total else 0.0
         line1 = Text(no_wrap=True, overflow="ellipsis")
         line1.append(" tui-lab ", "bold reverse")
-        line1.append(f" {frame.name or frame.preset} ", "bold")
+        line1.append(f" {fmt.printable(frame.name or frame.preset)} ", "bold")  # names come from files
         line1.append("· ")
         line1.append(_(frame.state), STATE_STYLE.get(frame.state, ""))
         if frame.position:  # 'snapshot 3/81 (←/→, End: latest)': the keys only where there is room
@@ -71,6 +71,8 @@ class StatusBar(Panel, Static):
             line1.append(f" {position}", "bold")
         if frame.scrubbed is not None:  # the snapshot's own step, as its panels and the curves' cursor say it
             steps = _("step {step}").format(step=frame.scrubbed.step)
+        elif not total:  # a watched loop of unknown length: the steps taken
+            steps = _("step {step}").format(step=step)
         else:  # steps taken so far
             steps = _("step {step}/{total}").format(step=step, total=total)
         pace = Text(" · " + _("pace") + " ")
@@ -85,9 +87,10 @@ class StatusBar(Panel, Static):
             line1.append_text(pace)
         line1.append(f" · {device} · {steps} " if extras[1] else f" · {steps} ")
         room = min(30, width - line1.cell_len - 6)
-        if room >= 6:  # a narrow terminal keeps the numbers and drops the bar
+        if room >= 6 and total:  # a narrow terminal keeps the numbers and drops the bar
             line1.append(progress_bar(frac, room), palette.style(palette.ACCENT))
-        line1.append(f" {frac * 100:3.0f}%")
+        if total:
+            line1.append(f" {frac * 100:3.0f}%")
         line2 = Text(no_wrap=True, overflow="ellipsis")
         # A long error gets the line to itself (a divergence keeps the numbers: the gradient panel says where)
         if frame.message and frame.state != "diverged" and len(frame.message) + 40 > width:
@@ -99,15 +102,17 @@ class StatusBar(Panel, Static):
         elif not frame.message:
             line2.append(" " + glyphs.text(hint_line()), "dim")
         if frame.loaded:
-            line2.append("  " + _("loaded: {name} (n runs it)").format(name=frame.loaded), "bold")
+            line2.append("  " + _("loaded: {name} (n runs it)").format(name=fmt.printable(frame.loaded)), "bold")
         hint = snap is not None and not frame.position and frame.state not in ("running", "loading")
         if frame.message:  # cut only here: the whole text is in a notification and the findings panel
             mark = glyphs.G.error + " " if palette.no_color() else ""  # without colour, the mark says it is one
-            line2.append(("  " if line2.cell_len else " ") + mark + frame.message, palette.style(palette.ALARM, "bold"))
+            message = fmt.printable(frame.message)
+            line2.append(("  " if line2.cell_len else " ") + mark + message, palette.style(palette.ALARM, "bold"))
         room = width - line2.cell_len - 3 - len(glyphs.G.arrow)
-        if frame.run_dir and room >= 24:  # a path cut at both ends says nothing: the findings panel has it whole
+        run_dir = fmt.printable(frame.run_dir)
+        if run_dir and room >= 24:  # a path cut at both ends says nothing: the findings panel has it whole
             dots = glyphs.G.ellipsis
-            shown = frame.run_dir if len(frame.run_dir) <= room else dots + frame.run_dir[-max(room - len(dots), 12) :]
+            shown = run_dir if len(run_dir) <= room else dots + run_dir[-max(room - len(dots), 12) :]
             line2.append(f"  {glyphs.G.arrow} {shown}", "dim italic")
         scrub_hint = glyphs.text(_(SCRUB_HINT))
         if hint and line2.cell_len + len(scrub_hint) + 2 <= width:  # the run directory first; then, with room
