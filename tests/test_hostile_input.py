@@ -503,3 +503,32 @@ def test_any_text_in_a_live_run_name_is_drawn_clean(text):
     import asyncio
 
     asyncio.run(go())
+
+
+def test_a_toast_mounted_after_its_time_ran_out_does_not_freeze_the_app():
+    """Textual spins forever on a toast whose notification expired before it mounted (docs/upstream/); the fuzz
+    froze the app this way once in ten minutes. In a child process: without the fix it never ends."""
+    script = """
+import time
+from tui_lab.ui.app import LabApp
+from textual.notifications import Notification
+from textual.widgets._toast import Toast
+
+class Demo(LabApp):
+    def on_mount(self):
+        super().on_mount()
+        expired = Notification("late", timeout=1.0)
+        expired.raised_at = time.time() - 5
+        self.screen.mount(Toast(expired))
+        self.set_timer(0.5, lambda: self.exit(0))
+
+import asyncio
+async def main():
+    app = Demo()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(1.0)
+    print("answered")
+asyncio.run(main())
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert "answered" in proc.stdout, proc.stderr[-2000:]

@@ -35,6 +35,7 @@ from tui_lab.ui.runs import LiveRun, RecordedRun, Run, TrainingLine
 from tui_lab.ui.state import LabState
 
 PREWARM_AFTER_S = 0.3  # torch loads once the first frame is up
+safe_terminal.toasts_that_expire()  # a Textual bug that freezes the app (ui/safe_terminal.py)
 _PRINTABLE_ONLY = safe_terminal.PrintableOnly()  # one instance: strips cache what a filter made of them
 
 

@@ -185,3 +185,23 @@ def safe_driver(base: type[Driver]) -> type[Driver]:
 
     SafeDriver.__name__ = SafeDriver.__qualname__ = f"Safe{base.__name__}"
     return SafeDriver
+
+
+def toasts_that_expire() -> None:
+    """Textual (8.2) times a notification's toast from `notification.time_left`, read when the toast is made but
+    used when it mounts: a toast made again for another screen (a modal opening or closing) just as its time ran
+    out gets a negative delay, and a Timer with a negative interval spins forever without yielding (timer.py
+    `_run`, the skip branch), the app frozen at 100% CPU (found by benchmarks/fuzz_tui.py; docs/upstream/).
+    The toast's delay is kept positive; called once, when the app module is imported."""
+    from textual.widgets._toast import Toast
+
+    if getattr(Toast, "tui_lab_patched", False):
+        return
+    mounted = Toast._on_mount
+
+    def _on_mount(self: Toast, event: Any) -> None:
+        self._timeout = max(float(self._timeout), 0.05)
+        mounted(self, event)
+
+    Toast._on_mount = _on_mount  # type: ignore[method-assign]
+    Toast.tui_lab_patched = True  # type: ignore[attr-defined]
