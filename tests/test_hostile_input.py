@@ -532,3 +532,15 @@ asyncio.run(main())
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert "answered" in proc.stdout, proc.stderr[-2000:]
+
+
+@aio
+async def test_a_long_paste_into_a_picker_filter_is_cut_to_its_bound():
+    app = LabApp(open_picker=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetPicker), 10)
+        await pilot.pause(0.3)
+        field = app.screen.filter_field()
+        field.insert_text_at_cursor("deep " * 2000)
+        await pilot.pause(0.3)
+        assert len(field.value) <= 80

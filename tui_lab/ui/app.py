@@ -44,6 +44,9 @@ class LabApp(App[int]):
     CSS_PATH = [Path(__file__).with_name("app.tcss"), Path(__file__).with_name("modes.tcss")]
     TITLE = "tui-lab"
     AUTO_FOCUS = None  # keys go to the app until the user tabs (or presses e) into the config panel
+    # No mouse text selection of Textual's own: a press on a toast crashed it (8.2: `container.region` of None,
+    # found by the fuzz); the terminal's own selection (Shift+drag) still copies text.
+    ALLOW_SELECT = False
     BINDINGS = commands.BINDINGS
 
     def __init__(

@@ -77,7 +77,10 @@ class Picker(Modal):
         self.entries: list[tuple[str, Text, str]] = []  # (id, prompt, the text the filter searches)
 
     def filter_field(self) -> Input:
-        return Input(placeholder=_("type to filter"), id="picker-filter", compact=True, select_on_focus=False)
+        # Bounded: a long paste would be matched against every entry on each change, the app busy for seconds.
+        return Input(
+            placeholder=_("type to filter"), id="picker-filter", compact=True, select_on_focus=False, max_length=80
+        )
 
     def nothing(self, query: str) -> str:
         """What the list says when the filter leaves nothing."""
