@@ -272,14 +272,18 @@ class RunLog:
             os.close(self._lock_fd)  # closing lets go of the flock
             self._lock_fd = None
 
-    def close(self) -> None:
-        """Close every file and let go of the lock (on_finish does; a RunLog never used needs this, or exit)."""
+    def _close_files(self) -> None:
+        """Close metrics.jsonl and learned.jsonl (each once)."""
         for name in ("_metrics", "_learned"):
             fd = getattr(self, name)
             if fd is not None:
                 setattr(self, name, None)
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+    def close(self) -> None:
+        """Close every file and let go of the lock (on_finish does; a RunLog never used needs this, or exit)."""
+        self._close_files()
         self.unlock()
         if self._dir_fd is not None:
             os.close(self._dir_fd)
@@ -364,12 +368,7 @@ class RunLog:
         self.lines += 1
 
     def on_finish(self, result: RunResult) -> None:
-        for name in ("_metrics", "_learned"):
-            fd = getattr(self, name)
-            if fd is not None:
-                setattr(self, name, None)
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        self._close_files()
         try:
             self.write_summary({**self._meta, **result.to_dict()})
         finally:
