@@ -6,12 +6,17 @@ batches sliced in a seeded order), SGD, on one torch thread, for the same number
 is the instrument. A snapshot every 10 steps in each: `watch(every=10)`, `SummaryWriter.add_histogram` of every
 weight gradient every 10 steps (plus the loss as a scalar), `wandb.watch(log="gradients", log_freq=10)` offline.
 The arms are alternated (A B C D A B C D ...) so that a change in the machine's load hits them alike; the
-figures are each arm's median wall time over the plain loop's, and the same from per-step medians (a step's
-time by its position after a snapshot, averaged over a snapshot period: robust to stray spikes of load).
+figures are each arm's median wall time over the plain loop's, the median of each rep's ratio (paired: robust
+to a load that drifts during the run), and the same from per-step medians (a step's time by its position after
+a snapshot, averaged over a snapshot period: robust to stray spikes of load).
 TensorBoard and wandb are optional: an arm whose package is not importable is skipped, with the reason.
 
     python benchmarks/bench_watch.py                           # 8x128 ReLU MLP, batch 128, 2000 steps, 5 reps
-    python benchmarks/bench_watch.py --models mlp,cnn,lm --device cuda
+    python benchmarks/bench_watch.py --models mlp,cnn,lm --repeats 7 --device cuda
+
+Steps per model unless --steps: mlp 2000, cnn 300, lm 400 (each ~5-10 s plain on one CPU thread). Every arm
+runs once, short, before the timed ones (imports, first-use costs), and the watched arm's wall time includes
+leaving the block (the last snapshots written, summary.json).
 
 Target: watch <= 1.05x plain.
 """
@@ -19,6 +24,7 @@ Target: watch <= 1.05x plain.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -93,6 +99,7 @@ def lm_work(device: str):
 
 
 WORKS: dict[str, Callable] = {"mlp": mlp_work, "cnn": cnn_work, "lm": lm_work}
+STEPS = {"mlp": 2000, "cnn": 300, "lm": 400}
 
 
 def _slicer(x, y, batch: int):
@@ -139,6 +146,7 @@ def train(work: str, device: str, steps: int, arm: str, workdir: Path) -> tuple[
     elif arm == "wandb":
         import wandb
 
+        os.environ.setdefault("WANDB_SILENT", "true")
         run = wandb.init(mode="offline", dir=str(workdir), project="bench-watch", reinit=True)
         wandb.watch(model, log="gradients", log_freq=EVERY)
 
@@ -167,7 +175,10 @@ def train(work: str, device: str, steps: int, arm: str, workdir: Path) -> tuple[
             writer.close()
         if arm == "wandb":
             run.finish()
-    return time.perf_counter() - t0, stamps
+    elapsed = time.perf_counter() - t0
+    if arm == "wandb":  # its service process ends here (as when a script exits), not in the next arm's time
+        getattr(wandb, "teardown", lambda: None)()
+    return elapsed, stamps
 
 
 def available(arm: str) -> str | None:
@@ -177,6 +188,8 @@ def available(arm: str) -> str | None:
             from torch.utils.tensorboard import SummaryWriter  # noqa: F401
         elif arm == "wandb":
             import wandb  # noqa: F401
+    except ModuleNotFoundError as exc:
+        return f"not installed ({exc.name})"
     except Exception as exc:  # noqa: BLE001 - any import failure skips the arm
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return None
@@ -194,8 +207,8 @@ def per_step(stamps: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mlp", help="comma-separated: " + ", ".join(WORKS))
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=None, help="per model: " + str(STEPS))
+    parser.add_argument("--reps", "--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--arms", default="plain,watch,tensorboard,wandb")
     parser.add_argument("--smoke", action="store_true", help="a few steps, one rep: that it runs")
@@ -216,17 +229,19 @@ def main() -> None:
         else:
             skipped[arm] = why
             print(f"{arm}: skipped ({why})")
-    results: dict[str, Any] = {"_load_before": load_before, "smoke": args.smoke, "steps": args.steps,
+    results: dict[str, Any] = {"_load_before": load_before, "smoke": args.smoke, "steps": {},
                                "reps": args.reps, "device": args.device, "every": EVERY, "target": TARGET,
                                "skipped": skipped, "models": {}}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
         for work in args.models.split(","):
-            train(work, args.device, min(args.steps, 50), "plain", Path(tmp))  # warm-up: imports, allocator
+            n_steps = args.steps or STEPS[work]
+            for arm in arms:  # warm-up: imports, first-use costs, the allocator
+                train(work, args.device, min(n_steps, 30), arm, Path(tmp) / "warm")
             walls: dict[str, list[float]] = {arm: [] for arm in arms}
             steps: dict[str, list[float]] = {arm: [] for arm in arms}
             for rep in range(args.reps):
                 for arm in arms if rep % 2 == 0 else arms[::-1]:  # alternated, and the order flipped each rep
-                    wall, stamps = train(work, args.device, args.steps, arm, Path(tmp) / f"{rep}")
+                    wall, stamps = train(work, args.device, n_steps, arm, Path(tmp) / f"{rep}")
                     walls[arm].append(wall)
                     steps[arm].append(per_step(stamps))
             plain_wall, plain_step = median(walls["plain"]), median(steps["plain"])
@@ -234,6 +249,8 @@ def main() -> None:
                 arm: {
                     "wall_s": round(median(walls[arm]), 4),
                     "ratio": round(median(walls[arm]) / plain_wall, 3),
+                    # each rep's wall over the plain loop's in the same rep: robust to a load that drifts
+                    "ratio_paired": round(median([w / p for w, p in zip(walls[arm], walls["plain"])]), 3),
                     "ms_per_step": round(median(steps[arm]) * 1e3, 4),
                     "ratio_per_step": round(median(steps[arm]) / plain_step, 3),
                     "walls": [round(w, 4) for w in walls[arm]],
@@ -241,10 +258,11 @@ def main() -> None:
                 for arm in arms
             }
             results["models"][work] = figures
-            print(f"{work} ({args.steps} steps, {args.reps} reps, {args.device}, one thread):")
+            results["steps"][work] = n_steps
+            print(f"{work} ({n_steps} steps, {args.reps} reps, {args.device}, one thread):")
             for arm, f in figures.items():
-                print(f"  {arm:<12} {f['wall_s']:8.3f} s  {f['ratio']:5.2f}x   per-step medians "
-                      f"{f['ms_per_step']:7.3f} ms  {f['ratio_per_step']:5.2f}x")  # fmt: skip
+                print(f"  {arm:<12} {f['wall_s']:8.3f} s  {f['ratio']:5.2f}x (paired {f['ratio_paired']:4.2f}x)   "
+                      f"per-step medians {f['ms_per_step']:7.3f} ms  {f['ratio_per_step']:5.2f}x")  # fmt: skip
             if "watch" in figures:
                 print(f"  watch: {verdict(figures['watch']['ratio'], TARGET)} ({TARGET}x)")
     path = write_results("bench_watch", results, args.results_dir)

@@ -544,3 +544,130 @@ async def test_a_long_paste_into_a_picker_filter_is_cut_to_its_bound():
         field.insert_text_at_cursor("deep " * 2000)
         await pilot.pause(0.3)
         assert len(field.value) <= 80
+
+
+@aio
+async def test_a_mouse_press_and_release_on_a_toast_leaves_the_app_answering():
+    """A press on a toast removes it; Textual's text selection then asked the gone widget for its region
+    (AttributeError, the app died). The lab has no mouse selection (LabApp.ALLOW_SELECT)."""
+    app = LabApp(preset_name="tiny", cfg=small_config(50))
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await panel_ready(pilot, app)
+        app.notify("a toast to press on", timeout=30)
+        await wait_for(pilot, lambda: bool(app.screen.query("Toast")), 5)
+        await pilot.pause(0.2)
+        toast = app.screen.query_one("Toast")
+        where = (toast.region.x + 2, toast.region.y + 1)
+        toast.remove()  # as when its time runs out: gone from the DOM, still on the last frame
+        await pilot.mouse_down(offset=where)
+        await pilot.pause(0.2)
+        await pilot.mouse_up(offset=where)
+        await pilot.click(offset=where)
+        await pilot.pause(0.2)
+        await pilot.press("escape", "h")  # the click may have landed in a config field
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5)
+    assert not app.crash and app.return_code in (None, 0)
+
+
+@aio
+async def test_a_long_paste_into_a_config_field_is_bounded_and_its_reason_stays_short():
+    """A pasted page of text in a config field was echoed whole by its reason and the toast: re-laid out on
+    every frame it kept the app busy for a minute under the fuzz. The field is bounded; the echo is cut."""
+    app = LabApp(preset_name="tiny", cfg=small_config(50))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await panel_ready(pilot, app)
+        await pilot.press("1")
+        field = app.query_one("#cfg-model-width", Input)
+        field.focus()
+        await pilot.pause(0.1)
+        field.post_message(events.Paste("x" * 5000))
+        await pilot.pause(0.3)
+        assert len(field.value) <= 200
+        field.value = ""
+        field.post_message(events.Paste("y" * 190))
+        error = app.query_one("#cfg-model-width-err", Static)
+        await wait_for(pilot, lambda: "yyy" in str(error.render()), 5)
+        reason = str(error.render())
+        assert "model.width" in reason and "..." in reason
+        assert len(reason) < 150, reason
+
+
+@aio
+async def test_opening_and_closing_modals_does_not_keep_the_old_key_bars_alive():
+    """Each modal rebuilds the key bar; Textual kept every old bar's keys alive through a data binding (~0.5 MB a
+    modal: the fuzz's session grew ~50 MB a minute). LabFooter drops them (ui/components/footer.py)."""
+    import gc
+
+    from textual.widgets._footer import FooterKey
+
+    def key_bars_alive() -> int:
+        gc.collect()
+        return sum(type(o) is FooterKey for o in gc.get_objects())  # type(): no lazy module attribute asked
+
+    async def open_and_close_help(pilot, times: int) -> None:
+        for _ in range(times):
+            await pilot.press("h")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), 5)
+        await pilot.pause(0.3)
+
+    app = LabApp(preset_name="tiny", cfg=small_config(50))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await panel_ready(pilot, app)
+        await open_and_close_help(pilot, 3)
+        settled = key_bars_alive()
+        await open_and_close_help(pilot, 15)
+        assert key_bars_alive() <= settled + 10  # was +15 x ~20 keys
+
+
+@aio
+async def test_every_modal_screen_is_opaque_so_the_screen_below_is_not_redrawn_under_it():
+    """Over a translucent modal Textual re-renders the whole screen below on every change of the modal, uncached;
+    with live panels below and resizes coming in, the long fuzz saw the app busy for minutes, keys unanswered."""
+    app = LabApp(preset_name="tiny", cfg=small_config(50))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await panel_ready(pilot, app)
+        for key in ["h", "l", "question_mark", "o", "ctrl+p"]:
+            await pilot.press(key)
+            await wait_for(pilot, lambda: app.screen is not app.main, 5)
+            assert app.screen.styles.background.a == 1, (key, type(app.screen).__name__)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is app.main, 5)
+
+
+@aio
+async def test_page_keys_in_a_picker_whose_list_just_changed_do_not_crash():
+    """Textual's OptionList pages through lines it builds at its next layout: PgUp right after the list changed
+    was `KeyError: 0` (the fuzz, twice). The move goes to the first or last option instead."""
+    app = LabApp(open_picker=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetPicker), 10)
+        await pilot.pause(0.3)
+        picker = app.screen
+        listing = picker.listing
+        for query, key in [("deep", "page_up"), ("", "page_down"), ("re", "page_up"), ("x", "page_down")]:
+            listing.highlighted = min(2, listing.option_count - 1) if listing.option_count else None
+            picker.refill(query)  # no layout in between, as when keys arrive in one read
+            listing.action_page_up() if key == "page_up" else listing.action_page_down()
+            await pilot.pause(0.05)
+        await pilot.press("escape")
+    assert not app.crash
+
+
+@aio
+async def test_a_storm_of_notifications_keeps_a_few_toasts_and_one_of_each_text():
+    """Every toast relays out and repaints the screen as it comes and goes; the fuzz's key storms kept hundreds of
+    them alive and the app busy for minutes. At most LabApp.MAX_TOASTS, the same text once."""
+    app = LabApp(preset_name="tiny", cfg=small_config(50))
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        await panel_ready(pilot, app)
+        for i in range(40):
+            app.notify("already running: p pauses, x stops, n starts a new run")
+            app.notify(f"model.width = {i}: invalid", severity="error")
+        await pilot.pause(0.5)
+        texts = [str(n.message) for n in app._notifications]
+        assert len(texts) <= LabApp.MAX_TOASTS
+        assert len(app.screen.query("Toast")) <= LabApp.MAX_TOASTS
+        assert texts.count("already running: p pauses, x stops, n starts a new run") == 1
+        assert "model.width = 39: invalid" in texts  # the newest stays

@@ -245,6 +245,18 @@ class TestTuiRefusesToStart:
         drive()
         assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
+    @pytest.mark.parametrize("args", [["--preset", "deep-sigmoid"], ["show", "RUN"], []])
+    def test_without_a_terminal_the_tui_does_not_open(self, args, tmp_path):
+        """stdin from /dev/null (cron, `ssh host tui-lab` without -t): no key could ever reach the app, and
+        the input thread spun a core on the ended input. One line instead."""
+        run_dir = tmp_path / "run"
+        if "RUN" in args:
+            done, _wall = tui_lab("run", "deep-sigmoid", "--steps", "2", "--out", str(run_dir))
+            assert done.returncode == 0, done.stderr
+        proc, wall = tui_lab(*[str(run_dir) if a == "RUN" else a for a in args], timeout=30)
+        one_line_error(proc, "needs a terminal", "stdin", "tui-lab run")
+        assert wall < 20
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Preset files.

@@ -14,7 +14,8 @@ from tui_lab.core.config import LabConfig, with_overrides
 from tui_lab.core.diagnosis import grad_ratio
 from tui_lab.core.errors import UserError
 from tui_lab.core.run import LayerStats
-from tui_lab.sweep import RATIO_COLUMN, RESULT_COLUMNS, plan, run_sweep, safe_name
+from tui_lab.core.sweepdir import RATIO_COLUMN, RESULT_COLUMNS
+from tui_lab.sweep import plan, run_sweep, safe_name
 
 GRID = [("model.activation", ["sigmoid", "relu"]), ("model.init", ["default", "he_normal"])]
 LABELS = {
@@ -188,3 +189,87 @@ def test_a_hang_up_stops_the_sweep_as_a_hang_up(tmp_path, jobs):
     for r in rows:
         summary = json.loads((Path(r["run_dir"]) / "summary.json").read_text())
         assert summary["status"] == "stopped" and summary["reason"] == "hangup", summary
+
+
+def test_devices_give_each_worker_a_device_and_the_same_table(tmp_path, capsys):
+    """`--devices cpu,cpu`: two workers, each bound to a device, the runs going to the next free one. The table
+    and sweep.csv are the local backend's (the same numbers), and each run directory names the device it ran
+    on, in config.toml and summary.json."""
+    from tui_lab.core.config import load_config
+
+    cfg = with_overrides(small_config(), ["train.device=auto"])  # --devices decides, not the preset
+    assert run_sweep("tiny", small_config(), GRID, out=tmp_path / "local") == 0
+    local = capsys.readouterr().out
+    assert run_sweep("tiny", cfg, GRID, out=tmp_path / "dev", devices=["cpu", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "on cpu, cpu" in printed.splitlines()[0]
+
+    def no_time(rows):
+        return [{k: v for k, v in r.items() if k not in ("time_s", "run_dir")} for r in rows]
+
+    assert no_time(read_csv(tmp_path / "dev" / "sweep.csv")) == no_time(read_csv(tmp_path / "local" / "sweep.csv"))
+
+    def table(text):
+        return [line.rsplit(None, 1)[0] for line in text.splitlines() if line.startswith(("sigmoid ", "relu "))]
+
+    assert table(printed) == table(local) and len(table(printed)) == 4
+    for label in LABELS:
+        run_dir = tmp_path / "dev" / label
+        assert load_config(run_dir / "config.toml").train.device == "cpu"  # the preset said auto
+        assert json.loads((run_dir / "summary.json").read_text())["device"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("extra", "line"),
+    [
+        (["--devices", "cpu,,cpu"], "tui-lab: --devices 'cpu,,cpu': empty entry; give devices separated by commas"),
+        (["--devices", "gpu"], "tui-lab: --devices gpu: not a device; each entry is cpu, cuda:N or mps"),
+        (["--devices", "auto"], "tui-lab: --devices auto: not a device; each entry is cpu, cuda:N or mps"),
+        (["--devices", "cuda,cuda:0"], "tui-lab: --devices cuda,cuda:0: cuda:0 is listed twice"),
+        (["--devices", "cpu,cpu", "--jobs", "2"], "tui-lab: --jobs and --devices: --devices runs one run per device"),
+        (["--devices", "cpu", "--grid", "train.device=cpu"], "tui-lab: --devices and --grid train.device=...: "),
+        (["--devices", "cpu", "--device", "cpu"], "tui-lab: --devices and --device cpu: "),
+        (["--devices", "cpu", "--set", "train.device=cpu"], "tui-lab: --devices and --set train.device=cpu: "),
+        (["--devices", "cpu", "--ray"], "tui-lab: --devices and --ray: --devices picks each run's device"),
+        (["--ray", "deep-sigmoid"], "tui-lab: --ray deep-sigmoid: not a Ray address; give HOST:PORT"),
+        (["--ray", "127.0.0.1:1"], "tui-lab: --ray 127.0.0.1:1: no Ray cluster answers there ("),
+    ],
+)
+def test_bad_devices_and_ray_options_are_one_line(tmp_path, monkeypatch, capsys, extra, line):
+    from tui_lab.cli import main
+
+    if "--ray" in extra and "--devices" not in extra:
+        pytest.importorskip("ray")  # without it, --ray says how to get it first (the test below)
+    out = tmp_path / "never"
+    argv = ["sweep", "deep-sigmoid", "--grid", "model.activation=relu,tanh", "--steps", "5", *extra, "--out", str(out)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (err,) = captured.err.splitlines()
+    assert err.startswith(line), err
+    assert not out.exists()  # refused before anything was written
+
+
+def test_a_missing_gpu_in_devices_is_named(tmp_path, monkeypatch, capsys):
+    """A GPU --devices names that the machine lacks: refused like --device, naming what is there."""
+    from tui_lab.cli import main
+    from tui_lab.core import devices
+
+    monkeypatch.setattr(devices, "torch_build", lambda: {"version": "2.13.0+cpu", "cuda": None, "hip": None})
+    argv = ["sweep", "deep-sigmoid", "--grid", "seed=1,2", "--devices", "cpu,cuda:1", "--out", str(tmp_path / "x")]
+    assert main(argv) == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert err == (
+        "tui-lab: --devices cuda:1: CUDA is not available here (PyTorch 2.13.0+cpu is built without it); available: cpu"
+    )
+
+
+def test_ray_missing_is_one_line(tmp_path, monkeypatch, capsys):
+    """Without Ray installed, --ray says how to get it (exit 2) before anything is loaded."""
+    from tui_lab.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as when it is not installed
+    assert main(["sweep", "deep-sigmoid", "--grid", "seed=1,2", "--ray", "--out", str(tmp_path / "x")]) == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert err == "tui-lab: --ray needs Ray: pip install 'tui-lab[ray]'"
+    assert not (tmp_path / "x").exists()

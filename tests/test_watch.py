@@ -240,6 +240,100 @@ class TestEndings:
         assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
+class TestCost:
+    """What keeps `watch` near the plain loop's speed (README: The cost), and that it loses nothing for it."""
+
+    def test_steps_between_snapshots_run_without_any_hook(self, tmp_path):
+        model, (x, y) = mlp(), data()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        calls: list[int] = []  # per step: how many forward hooks the model's modules ran
+        with tui_lab.watch(model, opt, out=tmp_path / "quiet", every=10) as lab:
+            for _ in range(25):
+                counted = [0]
+
+                def counting(fn, counted=counted):
+                    return lambda *a, **k: (counted.__setitem__(0, counted[0] + 1), fn(*a, **k))[1]
+
+                for m in model.modules():  # wrap whatever hooks are on now: they are the ones this forward runs
+                    for hooks in (m._forward_hooks, m._forward_pre_hooks):
+                        for key, fn in list(hooks.items()):
+                            hooks[key] = counting(fn)
+                loss = nn.functional.cross_entropy(model(x), y)
+                calls.append(counted[0])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                lab.log(loss=loss)
+        hooked = [step for step, n in enumerate(calls) if n]
+        # The capture steps (their layers' hooks), and the step after each (one pre-hook on the model, that reads
+        # the capture when its loss is in); nothing on the 19 others.
+        assert hooked == [0, 1, 10, 11, 20, 21], calls
+        assert calls[10] >= 4 and calls[11] == 1
+        assert [r["step"] for r in lines(tmp_path / "quiet")] == [0, 10, 20]
+
+    def test_every_snapshot_and_the_findings_are_on_disk_when_the_block_ends(self, tmp_path):
+        model, (x, y) = mlp(), data()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with tui_lab.watch(model, opt, out=tmp_path / "all", every=1) as lab:
+            train(model, opt, lab, 60, x, y)
+        records = lines(tmp_path / "all")
+        assert [r["step"] for r in records] == list(range(60)) and lab.snapshots == 60
+        summary = read_summary(tmp_path / "all")
+        assert summary["status"] == "completed" and summary["findings"]
+        assert summary["final"]["step"] == 59
+        # The findings are those of the last snapshot judged against the ones before it, as the lab judges it.
+        from tui_lab.core.diagnosis import diagnose
+
+        snaps = [Snapshot.from_dict(r) for r in records]
+        expected = diagnose(snaps[-1], snaps[-33:-1], lab.cfg, initial=snaps[0])
+        assert [f["kind"] for f in summary["findings"]] == [f.kind for f in expected]
+
+    def test_dead_units_and_spread_are_the_layers_own(self, tmp_path):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 25, 16),
+                              nn.ReLU(), nn.Linear(16, 3))  # fmt: skip
+        with torch.no_grad():
+            model[0].bias[:2] = -100.0  # two channels dead on every input
+            model[3].bias[:5] = -100.0  # five of 16 units
+        x, y = torch.randn(32, 1, 5, 5), torch.randint(0, 3, (32,))
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)  # the weights stay: every snapshot sees the same net
+        with tui_lab.watch(model, opt, out=tmp_path / "dead", every=2) as lab:
+            for _ in range(5):
+                loss = nn.functional.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                lab.log(loss=loss)
+        records = lines(tmp_path / "dead")
+        with torch.no_grad():
+            conv = model[0](x)
+            hidden = model[3](model[2](model[1](conv)))
+        # The first capture reads the ReLU's output; the later ones the layer's own (the same units).
+        for record in records:
+            conv_stats, fc_stats = record["layers"][0], record["layers"][1]
+            assert conv_stats["dead_frac"] == pytest.approx(2 / 6) and fc_stats["dead_frac"] == pytest.approx(5 / 16)
+            assert conv_stats["act_std"] == pytest.approx(conv.std().item(), rel=1e-5)
+            assert fc_stats["act_mean"] == pytest.approx(hidden.mean().item(), rel=1e-5, abs=1e-7)
+        assert len(records) == 3
+
+    def test_a_write_that_fails_stops_the_watch_not_the_loop(self, tmp_path, monkeypatch):
+        module = importlib.import_module("tui_lab.watch")
+
+        def full(self, snapshot):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(module._WatchLog, "__call__", full)
+        model, (x, y) = mlp(), data()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        warned = pytest.warns(RuntimeWarning, match="stopped measuring: OSError")
+        with warned as record, tui_lab.watch(model, opt, out=tmp_path / "full", every=2) as lab:
+            train(model, opt, lab, 12, x, y)
+        assert len([w for w in record if "stopped measuring" in str(w.message)]) == 1  # said once
+        summary = read_summary(tmp_path / "full")
+        assert summary["status"] == "completed" and summary["steps"] == 12
+        assert "No space left on device" in summary["message"]
+
+
 class TestModels:
     def test_conv_layer_norm_embedding_attention_rnn(self, tmp_path):
         class Mixed(nn.Module):
@@ -350,7 +444,8 @@ class TestShow:
         lab = tui_lab.watch(model, opt, out=run, every=5)
         lab.__enter__()
         train(model, opt, lab, 11, x, y)
-        model(x)  # the next step begins: the capture of step 10 is written
+        # The next step's backward begins: the capture of step 10 is written (the writer's turn: _Writer.hold).
+        nn.functional.cross_entropy(model(x), y).backward()
         app = LabApp(show_dir=run)
         async with app.run_test(size=(120, 36)) as pilot:
             await wait_for(pilot, lambda: len(app.lab.run.records) == 3, 10)

@@ -226,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", parents=[lang], help=_("list the presets with their titles"))
 
     show = sub.add_parser("show", parents=[lang], help=_("open a finished or running run directory in the TUI"))
-    show.add_argument("run_dir", type=_path_arg("show"), metavar="DIR", help=_("a run directory (holds config.toml)"))
+    show.add_argument(
+        "run_dir", type=_path_arg("show"), metavar="DIR", help=_("a run directory (holds config.toml), or a sweep's")
+    )
     show.add_argument("--ascii", action="store_true", default=argparse.SUPPRESS, help=ascii_help)
 
     export = sub.add_parser("export", parents=[lang], help=_("a run directory as CSV or TensorBoard event files"))
@@ -250,6 +252,37 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--out", type=_path_arg("--out"), metavar="DIR", help=_("write the run directories and summary here")
     )
+    sweep.add_argument(
+        "--devices",
+        metavar="D1,D2,...",
+        help=_("train on these devices, one run on each at a time: cuda:0,cuda:1 (cpu may repeat); not with --jobs"),
+    )
+    sweep.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help=_(
+            "each run a Ray task: on a new Ray instance here with --jobs CPUs, or on the cluster at ADDRESS "
+            "(HOST:PORT, auto); needs pip install 'tui-lab[ray]'"
+        ),
+    )
+
+    serve = sub.add_parser(
+        "serve", parents=[lang], help=_("the lab in a web browser (textual-serve): each tab is its own lab")
+    )
+    serve.add_argument("preset", nargs="?", metavar="NAME|PATH", help=_("open every tab with this preset loaded"))
+    serve.add_argument(
+        "--host", default="127.0.0.1", metavar="H", help=_("address to listen on (default 127.0.0.1: this machine)")
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, metavar="P", help=_("port to listen on (default 8000; 0 picks a free one)")
+    )
+    serve.add_argument(
+        "--token",
+        metavar="T",
+        help=_("the token the URL must carry (also TUI_LAB_SERVE_TOKEN); generated when --host is not local"),
+    )
     return parser
 
 
@@ -265,7 +298,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(
             _("--preset opens the TUI; with `{command}`, name the preset after the subcommand").format(command=command)
         )
-    if command in ("presets", "show", "export") and (args.top_overrides or args.top_device):
+    if command in ("presets", "show", "export", "serve") and (args.top_overrides or args.top_device):
         parser.error(_("--set and --device do not apply to `{command}`").format(command=command))
     lang = pick_language(args.lang)
 
@@ -277,6 +310,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return _cmd_show(args.run_dir, lang, args.ascii)
     if command == "sweep":
         return _cmd_sweep(args)
+    if command == "serve":
+        return _cmd_serve(args, lang)
     if command == "export":
         from tui_lab.export import export
 
@@ -308,16 +343,60 @@ def _cmd_run(args: argparse.Namespace, lang: str) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from tui_lab.core.errors import UserError
-    from tui_lab.sweep import parse_grid, run_sweep
+    from tui_lab.sweep import on_device, parse_grid, run_sweep
 
     name, cfg = _config_for_subcommand(args)
     grid = parse_grid(args.grid)
     if args.jobs < 1:
         raise UserError(_("--jobs {jobs}: must be at least 1").format(jobs=args.jobs))
-    if not any(key == "train.device" for key, _values in grid):  # else run_sweep checks each --grid device
-        _refuse_missing_device(cfg, _device_flag(args), [*args.top_overrides, *args.overrides], args.preset)
-    _refuse_over_budget_grid(cfg, grid)
-    return run_sweep(name, cfg, grid=grid, jobs=args.jobs, out=args.out)
+    devices = _sweep_devices(args, grid)
+    if args.ray is not None:  # before any device or memory check: whether Ray is there, and the address's shape
+        from tui_lab.sweep_ray import check_address, require_ray
+
+        require_ray()
+        check_address(args.ray)
+    remote = args.ray not in (None, "local")  # the cluster's machines train: this one's devices and memory do not count
+    if devices:
+        for device in dict.fromkeys(devices):  # every configuration fits on every device it may land on
+            _refuse_over_budget_grid(on_device(cfg, device), grid)
+    elif not remote:
+        if not any(key == "train.device" for key, _values in grid):  # else run_sweep checks each --grid device
+            _refuse_missing_device(cfg, _device_flag(args), [*args.top_overrides, *args.overrides], args.preset)
+        _refuse_over_budget_grid(cfg, grid)
+    backend = {"devices": devices} if devices else {"ray": args.ray} if args.ray is not None else {}
+    return run_sweep(name, cfg, grid=grid, jobs=args.jobs, out=args.out, **backend)
+
+
+def _sweep_devices(args: argparse.Namespace, grid: list[tuple[str, list[str]]]) -> list[str] | None:
+    """--devices, parsed and checked against what it cannot be combined with (--jobs, --ray, another device)."""
+    from tui_lab.core.errors import UserError
+    from tui_lab.sweep import check_device_list, devices_conflict, parse_devices
+
+    if args.devices is None:
+        return None
+    devices = parse_devices(args.devices)
+    if args.jobs > 1:
+        raise UserError(_("--jobs and --devices: --devices runs one run per device at a time; give one of them"))
+    if args.ray is not None:
+        raise UserError(devices_conflict("--ray"))
+    flag = _device_flag(args)
+    if flag is not None:
+        raise UserError(devices_conflict(f"--device {flag}"))
+    for item in [*args.top_overrides, *args.overrides]:
+        if item.partition("=")[0].strip() == "train.device":
+            raise UserError(devices_conflict(f"--set {item}"))
+    check_device_list(devices, grid)
+    return devices
+
+
+def _cmd_serve(args: argparse.Namespace, lang: str) -> int:
+    from tui_lab.serve import check_port, pick_token, serve
+
+    check_port(args.port)
+    if args.preset is not None:  # a bad preset is one line here, not an app failing in every tab
+        _build_config(args.preset, [])
+    token = pick_token(args.host, args.token)
+    return serve(args.host, args.port, lang=lang, preset=args.preset, token=token, warn=_warn)
 
 
 def _cmd_presets(lang: str) -> int:
@@ -350,6 +429,12 @@ def _cmd_show(run_dir: Path, lang: str, ascii: bool = False) -> int:
         raise UserError(os_error_line(exc, run_dir)) from None
     if not run_dir.is_dir():
         raise UserError(_("{path}: not a directory; `tui-lab show` takes a run directory").format(path=run_dir))
+    from tui_lab.core.sweepdir import is_sweep_dir
+
+    if is_sweep_dir(run_dir):  # a sweep's directory: its table, live (ui/sweep_screen.py)
+        from tui_lab.ui.app import run_app
+
+        return run_app(sweep_dir=run_dir, lang=lang, ascii=ascii)
     from tui_lab.core.runlog import check_run_dir
 
     check_run_dir(run_dir)  # unreadable, or a file that is a FIFO or a device: one line, before the TUI opens

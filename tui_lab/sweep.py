@@ -20,6 +20,11 @@ and a hang-up (SIGHUP: the terminal or the SSH connection went away) stop it lik
 run's summary.json saying why. The sweep knows which run each worker has: a worker that dies, or that has to be
 killed after the grace (STOP_GRACE_S), still leaves its run directory finished (`failed` or `stopped`). Workers
 die with the sweep whatever kills it, SIGKILL included (`_Pool`), and finish their runs as `stopped`.
+
+With `devices` (`--devices cuda:0,cuda:1`) the pool has a worker per device, each bound to its device: one run
+per device at a time, each run going to the next free one, its config.toml naming the device it trained on. With
+`ray` each configuration is a Ray task instead (sweep_ray.py); the table, sweep.csv and run directories are the
+same whichever runs them.
 """
 
 from __future__ import annotations
@@ -44,9 +49,12 @@ from tui_lab.core import fmt
 from tui_lab.core.config import LabConfig, parse_key_value, value_problem, with_overrides
 from tui_lab.core.diagnosis import grad_ratio
 from tui_lab.core.errors import UserError, one_line
-from tui_lab.core.i18n import N_, _, ngettext
+from tui_lab.core.i18n import _, ngettext
 from tui_lab.core.run import ENDED_OK, Control, Snapshot
 from tui_lab.core.runlog import atomic_write, default_run_dir, prepare_run_dir
+
+# The sweep directory's files and columns, shared with the reader the TUI uses (core/sweepdir.py).
+from tui_lab.core.sweepdir import CSV_NAME, RESULT_COLUMNS, RESULT_HEADER, short_names, write_plan
 from tui_lab.signals import (
     SIGHUP,
     detach_from_terminal,
@@ -58,10 +66,6 @@ from tui_lab.signals import (
     terminal_fds,
     watch_parent,
 )
-
-CSV_NAME = "sweep.csv"
-RATIO_COLUMN = "grad_ratio_first_last"
-RESULT_COLUMNS = (RATIO_COLUMN, "final_loss", "final_val_acc", "status", "steps", "time_s", "run_dir")
 
 Grid = list[tuple[str, list[str]]]  # (dotted key, the values to try, as typed), first key slowest
 MAX_CONFIGS = 10_000  # configurations in one sweep: a day of short runs; 10^6 would take 1.4 GB to plan alone
@@ -85,22 +89,54 @@ class SweepRun:
     run_dir: str = ""
 
 
-def run_sweep(name: str, cfg: LabConfig, grid: Grid, jobs: int = 1, out: Path | None = None) -> int:
+def run_sweep(
+    name: str,
+    cfg: LabConfig,
+    grid: Grid,
+    jobs: int = 1,
+    out: Path | None = None,
+    devices: list[str] | None = None,
+    ray: str | None = None,
+) -> int:
     """Run the grid over `cfg`; 0 when every run ended (completed, diverged or stopped), 1 if any failed.
-    Every configuration is validated before anything is loaded or written."""
+    Every configuration is validated before anything is loaded or written. `devices` (from `parse_devices`):
+    one worker per device, each run going to the next free one. `ray`: a Ray address, or `local` for an
+    instance on this machine with `jobs` CPUs: each run is a Ray task (tui_lab/sweep_ray.py)."""
     runs = plan(grid)
     configs = [with_overrides(cfg, r.overrides, source="--grid " + " ".join(r.overrides)) for r in runs]
-    check_devices(grid, configs)  # a missing GPU is bad input, before anything is written
-    out_dir = prepare_run_dir(out if out is not None else default_run_dir(f"sweep-{name}"), force=None)
+    session = None
+    if devices:
+        check_device_list(devices, grid)
+    elif ray is not None:
+        from tui_lab.sweep_ray import RaySession
+
+        session = RaySession.open(ray, jobs, grid, configs)  # bad address, no GPU there: refused before writing
+    else:
+        check_devices(grid, configs)  # a missing GPU is bad input, before anything is written
+    try:
+        out_dir = prepare_run_dir(out if out is not None else default_run_dir(f"sweep-{name}"), force=None)
+    except BaseException:
+        if session is not None:
+            session.close()
+        raise
 
     jobs = max(1, min(int(jobs), len(runs)))
+    if devices:
+        devices = devices[: len(runs)]  # a worker per device, as many as there are runs
+        jobs = len(devices)
     keys = [key for key, _ in grid]
-    jobs_words = ngettext("{jobs} job", "{jobs} jobs", jobs).format(jobs=jobs)
-    head = _("{count} configurations x {steps} steps, {jobs}").format(
-        count=len(runs), steps=cfg.train.steps, jobs=jobs_words
-    )
+    if session is not None:
+        how = session.describe()
+    elif devices:
+        how = _("on {devices}").format(devices=", ".join(devices))
+    else:
+        how = ngettext("{jobs} job", "{jobs} jobs", jobs).format(jobs=jobs)
+    head = _("{count} configurations x {steps} steps, {jobs}").format(count=len(runs), steps=cfg.train.steps, jobs=how)
     print(f"tui-lab sweep {name}: {head} -> {out_dir}", flush=True)
 
+    # The plan lets `tui-lab show` list every configuration (queued ones too) from the sweep's first second.
+    planned = [(r.label, r.values, c.train.steps) for r, c in zip(runs, configs, strict=True)]
+    write_plan(out_dir, keys, planned)
     state = _SweepState()
     t0 = time.perf_counter()
 
@@ -116,13 +152,16 @@ def run_sweep(name: str, cfg: LabConfig, grid: Grid, jobs: int = 1, out: Path | 
         write_csv(out_dir / CSV_NAME, keys, runs)
 
     with _stop_on_signals(state):
-        if jobs == 1:
+        if session is not None:
+            session.run(name, configs, runs, out_dir, state, finished)
+        elif jobs == 1 and not devices:
             _run_serial(name, configs, runs, out_dir, state, finished)
         else:
-            _run_parallel(name, configs, runs, out_dir, jobs, state, finished)
+            _run_parallel(name, configs, runs, out_dir, jobs, state, finished, devices)
 
     ran = [r for r in runs if r.status]
     write_csv(out_dir / CSV_NAME, keys, runs)
+    write_plan(out_dir, keys, planned, done=True)  # what never started now reads `not run`, not queued
     print()
     print_table(keys, ran, stream=sys.stdout)
     skipped = len(runs) - len(ran)
@@ -196,12 +235,6 @@ def plan(grid: Grid) -> list[SweepRun]:
     return runs
 
 
-def short_names(keys: list[str]) -> list[str]:
-    """'model.activation' -> 'activation', unless two keys share their last part."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    return [s if last.count(s) == 1 else k for s, k in zip(last, keys)]
-
-
 def safe_name(text: str) -> str:
     """A directory name: letters, digits and . _ - = , + only; at most 120 characters."""
     safe = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", text).strip("._") or "run"
@@ -261,6 +294,43 @@ def check_devices(grid: Grid, configs: list[LabConfig]) -> None:
             raise UserError(f"{where}: {why}")
 
 
+def parse_devices(text: str) -> list[str]:
+    """`--devices cuda:0,cuda:1` -> ['cuda:0', 'cuda:1'] ('cuda' is 'cuda:0'). A GPU or MPS takes one run at a
+    time, so it is listed once; `cpu` may be repeated, a worker per entry (J CPU workers, as --jobs J)."""
+    items = [item.strip().lower() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        message = _("--devices {value}: empty entry; give devices separated by commas, e.g. cuda:0,cuda:1")
+        raise UserError(message.format(value=repr(text)))
+    devices: list[str] = []
+    for item in items:
+        device = "cuda:0" if item == "cuda" else item
+        if not (device in ("cpu", "mps") or (device.startswith("cuda:") and device[5:].isdigit())):
+            message = _("--devices {device}: not a device; each entry is cpu, cuda:N or mps")
+            raise UserError(message.format(device=item))
+        if device != "cpu" and device in devices:
+            message = _("--devices {devices}: {device} is listed twice; a GPU takes one run at a time (cpu may repeat)")
+            raise UserError(message.format(devices=text, device=device))
+        devices.append(device)
+    return devices
+
+
+def devices_conflict(where: str) -> str:
+    return _("--devices and {where}: --devices picks each run's device; give one of them").format(where=where)
+
+
+def check_device_list(devices: list[str], grid: Grid) -> None:
+    """--devices decides where each run trains: a grid over train.device would contradict it, and every device
+    listed must be here (core/devices.problem, as for --device)."""
+    from tui_lab.core.devices import problem
+
+    if any(key == "train.device" for key, _values in grid):
+        raise UserError(devices_conflict("--grid train.device=..."))
+    for device in dict.fromkeys(devices):
+        why = problem(device)
+        if why is not None:
+            raise UserError(f"--devices {device}: {why}")
+
+
 def worker_context() -> Any:
     """Where the workers come from. On Linux a fork server imports torch and the trainer once, and each worker
     is a fork of it: a worker is ready in milliseconds and J workers share one import of torch instead of
@@ -283,7 +353,8 @@ INTERRUPT_SIGNAL: int | None = getattr(signal, "SIGUSR1", None)  # the sweep tel
 class _Worker:
     """One worker process, as the sweep sees it: its pipe, and the run it was given (an index) if any."""
 
-    def __init__(self, ctx: Any, pool: _Pool):
+    def __init__(self, ctx: Any, pool: _Pool, device: str | None = None):
+        self.device = device  # --devices: every run this worker takes trains there
         parent_end, child_end = ctx.Pipe()
         self.conn = parent_end
         self.process = ctx.Process(
@@ -305,7 +376,7 @@ class _Pool:
     kills it: the fork server and each worker ask the kernel for a signal when their parent ends (Linux
     PR_SET_PDEATHSIG), and each worker also watches a pipe only this process holds open (any platform)."""
 
-    def __init__(self, ctx: Any, jobs: int, state: _SweepState):
+    def __init__(self, ctx: Any, jobs: int, state: _SweepState, devices: list[str] | None = None):
         from tui_lab.core.i18n import language
 
         self.ctx, self.state, self.lang = ctx, state, language()
@@ -315,14 +386,14 @@ class _Pool:
         self.alive_r, self.alive_w = ctx.Pipe(duplex=False)  # alive_w stays here: EOF in a worker = we are gone
         if state.stopping:  # a signal came before there was a flag to set
             self._tell_stop()
-        self.workers = [_Worker(ctx, self) for _ in range(jobs)]
+        self.workers = [_Worker(ctx, self, device) for device in (devices or [None] * jobs)]
 
     def _tell_stop(self) -> None:
         reason = self.state.reason
         self.flag.value = 1 + (WORKER_REASONS.index(reason) if reason in WORKER_REASONS else 0)
 
     def replace(self, worker: _Worker) -> None:
-        self.workers[self.workers.index(worker)] = _Worker(self.ctx, self)
+        self.workers[self.workers.index(worker)] = _Worker(self.ctx, self, worker.device)  # on the same device
 
     def close(self) -> None:
         """No more runs: each worker is told to leave, and any still there after a moment is killed."""
@@ -342,12 +413,12 @@ class _Pool:
         self.alive_r.close()
 
 
-def _run_parallel(name, configs, runs, out_dir, jobs, state, finished) -> None:
+def _run_parallel(name, configs, runs, out_dir, jobs, state, finished, devices=None) -> None:
     from multiprocessing.connection import wait
 
     if state.stopping:  # stopped before a worker started: none will
         return
-    pool = _Pool(worker_context(), jobs, state)
+    pool = _Pool(worker_context(), jobs, state, devices)
     queue = list(range(len(runs)))[::-1]  # popped from the end: first run first
     stop_seen: float | None = None
     try:
@@ -359,7 +430,7 @@ def _run_parallel(name, configs, runs, out_dir, jobs, state, finished) -> None:
                 if w.task is None and queue and not state.stopping:
                     index = queue.pop()
                     try:
-                        w.conn.send((name, configs[index], str(out_dir / runs[index].label)))
+                        w.conn.send((name, on_device(configs[index], w.device), str(out_dir / runs[index].label)))
                         w.task = index
                     except (OSError, ValueError):  # it died idle: another takes the run
                         queue.append(index)
@@ -392,6 +463,13 @@ def _run_parallel(name, configs, runs, out_dir, jobs, state, finished) -> None:
                 _hurry(busy, stop_seen, state)
     finally:
         pool.close()
+
+
+def on_device(cfg: LabConfig, device: str | None) -> LabConfig:
+    """`cfg` trained on `device` (None: where it says): its config.toml then names the device the run used."""
+    if device is None or cfg.train.device == device:
+        return cfg
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"device": device})})
 
 
 def _hurry(busy: list[_Worker], stop_seen: float, state: _SweepState) -> None:
@@ -492,6 +570,18 @@ def _worker_main(conn, alive, flag, lang: str, sweep_pid: int) -> None:
             return
 
 
+def _bind_gpu(device: str) -> None:
+    """A worker training on cuda:N makes it its current GPU: what torch allocates without naming a device (its
+    CUDA context first of all) then lands there, not on cuda:0 beside another worker's runs."""
+    if device.startswith("cuda:"):
+        import torch
+
+        try:
+            torch.cuda.set_device(int(device[5:]))
+        except (RuntimeError, AssertionError, ValueError):
+            pass  # the trainer says what is wrong with the device, in the run's summary
+
+
 class _WorkerSide:
     """A worker's own state, shared by its signal handlers, its watcher threads and its loop."""
 
@@ -515,6 +605,7 @@ class _WorkerSide:
             self.control = Control()
             if self.leaving or self.flag.value:  # ... just before: the watchers had no Control to stop
                 return None
+            _bind_gpu(cfg.train.device)
             self._raising = True
             try:
                 return run_one(name, cfg, run_dir, control=self.control)
@@ -581,9 +672,13 @@ def run_one(name: str, cfg: LabConfig, run_dir: str, control: Control | None = N
 
 
 def _failed_row(exc: BaseException, run_dir: str) -> dict[str, Any]:
-    message = str(exc) if isinstance(exc, UserError) else one_line(exc)
+    return ended_row("failed", str(exc) if isinstance(exc, UserError) else one_line(exc), run_dir)
+
+
+def ended_row(status: str, message: str, run_dir: str) -> dict[str, Any]:
+    """The row of a run that never trained a step (refused, failed at set-up, stopped before it began)."""
     return {
-        "status": "failed",
+        "status": status,
         "steps": 0,
         "message": message,
         "ratio": None,
@@ -686,15 +781,12 @@ def _csv_num(x: float | None) -> str:
 def _cells(r: SweepRun) -> list[str]:
     return [
         *r.values,
-        fmt.sci(r.ratio, "-"),
+        fmt.sci(r.ratio, fmt.MISSING),
         fmt.num(r.final_loss),
         fmt.num(r.final_val_acc, 3),
         _(r.status),
         f"{r.time_s:.1f}s",
     ]
-
-
-RESULT_HEADER = (N_("grad L1/Ln @0"), N_("final loss"), N_("val acc"), N_("status"), N_("time"))
 
 
 def table_header(keys: list[str]) -> list[str]:

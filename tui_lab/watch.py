@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import queue
 import sys
+import threading
 import time
 import types
 import warnings
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +136,7 @@ class _Layer:
         self.weights = weights or [p for _n, p in own]
         self.activation: str | None = None  # the lab's name of the activation module that follows, if any
         self.follower: nn.Module | None = None
+        self.waits: dict[str, bool] = {}  # may its output ("out") or its follower's wait to be measured (_Outputs)?
 
 
 class Watch:
@@ -167,20 +171,24 @@ class Watch:
         self.snapshots = 0
         self._handles: list[Any] = []  # hooks for the whole block
         self._capture_handles: list[Any] = []  # hooks for one capture step
+        self._hooks: list[tuple[nn.Module, Any]] = []  # (module, hook) put on for each capture step
         self._armed = False
         self._pending: tuple[int, dict[str, Any]] | None = None  # a capture read at the next step's start
         self._ordered = False  # the layers are in forward order (learned from the first capture)
         self._before: list[torch.Tensor] = []  # the weights before the capture step
+        self._space: dict[torch.device, torch.Tensor] = {}  # _Outputs' buffers
         self._host: dict[str, float] = {}  # scalars logged as Python numbers since the last snapshot
         self._device: dict[str, list[torch.Tensor]] = {}  # ... as tensors (summed on the device)
         self._counts: dict[str, int] = {}
-        self._recent: deque[Snapshot] = deque(maxlen=HISTORY)
+        self._recent: deque[Snapshot] = deque(maxlen=HISTORY + 1)  # the last one, and those it is judged against
         self._initial: Snapshot | None = None
         self._last_finite: Snapshot | None = None
         self._t0 = self._last_time = 0.0
         self._last_step = 0
         self._batch = 0
         self._log: _WatchLog | None = None
+        self._writer: _Writer | None = None  # diagnoses and writes the snapshots off the training thread
+        self._resume: Any = None  # the model's forward pre-hook, on only while a capture waits to be read
         self.meta = RunMeta(preset=self.name)
         self.cfg = None
         self.failure = ""  # why the watch stopped measuring, if it did (the loop went on)
@@ -229,8 +237,8 @@ class Watch:
         self._log.start(self.meta, self.description())
         self._t0 = self._last_time = time.perf_counter()
         if self.optimizer is not None:
-            self._handles.append(self.optimizer.register_step_post_hook(lambda *_args: self._on_step()))
-        self._handles.append(self.model.register_forward_pre_hook(self._on_forward))
+            self._handles.append(self.optimizer.register_step_post_hook(self._on_step))
+        self._writer = _Writer()
         self._arm()
         return self
 
@@ -242,9 +250,16 @@ class Watch:
         except Exception:  # noqa: BLE001 - the block's own ending is what the summary must say
             pass
         self._disarm()
+        self._unhook_resume()
+        self._space.clear()
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self._writer is not None:  # every queued snapshot on disk before the summary is written
+            self._writer.close()
+            if self._writer.error is not None and not self.failure:  # it failed after the loop's last step
+                self.failure = one_line(self._writer.error)[:300]
+                warnings.warn(f"tui_lab.watch stopped measuring: {self.failure}", RuntimeWarning, stacklevel=2)
         result = self.result or RunResult("completed", self.steps)
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
             if result.status != "diverged":
@@ -260,7 +275,7 @@ class Watch:
         if result.last is None:
             result.last = result.last_finite = self._last_finite
         if result.status != "diverged":
-            result.findings = self._last_finite.findings if self._last_finite else []
+            result.findings = self._judge_last_finite()
         if self.failure and result.status == "completed":
             result.message = _("the watch stopped measuring: {error}").format(error=self.failure)
         self.result = result
@@ -277,13 +292,12 @@ class Watch:
             return  # diverged: nothing more is measured (and nothing piles up on a GPU)
         for key, value in scalars.items():
             if isinstance(value, torch.Tensor):
-                value = value.detach()
                 if value.numel() != 1:
                     raise ValueError(f"lab.log: {key} has {value.numel()} elements; allowed: a single number")
                 if value.device.type == "cpu":
                     value = value.item()  # free on the CPU, and a non-finite loss is seen at its step
                 else:
-                    self._device.setdefault(key, []).append(value.reshape(()).double())
+                    self._device.setdefault(key, []).append(value.detach().reshape(()).double())
                     self._counts[key] = self._counts.get(key, 0) + 1
                     continue
             try:
@@ -306,11 +320,37 @@ class Watch:
 
     def _on_forward(self, _module: nn.Module, _args: Any) -> None:
         """A forward pass begins: the previous capture's numbers are complete (its loss was logged)."""
+        self._unhook_resume()
         if self._pending is not None:
-            self._guard(self._finish_pending)
+            self._guard(lambda: self._finish_pending(hold=True))
 
-    def _on_step(self) -> None:
-        self._guard(self._count_step)
+    def _on_output(self, _module: nn.Module, _args: Any, output: Any) -> None:
+        """The forward pass after a capture has ended: its backward pass releases the capture's line to the
+        writer (_Writer.hold)."""
+        try:
+            self._unhook_resume()
+            t = _first_tensor(output)
+            if t is not None and t.requires_grad and self._writer is not None:
+                t.register_hook(self._on_backward)
+            elif self._writer is not None:
+                self._writer.release()
+        except Exception as exc:  # noqa: BLE001 - as _guard
+            self._fail(exc)
+
+    def _on_backward(self, _grad: torch.Tensor) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+    def _unhook_resume(self) -> None:
+        if self._resume is not None:
+            self._resume.remove()
+            self._resume = None
+
+    def _on_step(self, *_args: Any) -> None:
+        try:  # as _guard, inline: this runs on every step
+            self._count_step()
+        except Exception as exc:  # noqa: BLE001 - as _guard
+            self._fail(exc)
 
     def _guard(self, fn: Any) -> None:
         """The hooks run inside the user's loop: a failure of the watch must not become the loop's failure. It
@@ -318,27 +358,43 @@ class Watch:
         try:
             fn()
         except Exception as exc:  # noqa: BLE001 - see above
-            self._disarm()
-            self._pending = None
-            self.failure = one_line(exc)[:300]
-            self.result = self.result or RunResult("completed", self.steps)  # nothing more is measured
-            warnings.warn(f"tui_lab.watch stopped measuring: {self.failure}", RuntimeWarning, stacklevel=3)
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        self._disarm()
+        self._unhook_resume()
+        self._pending = None
+        self.failure = one_line(exc)[:300]
+        self.result = self.result or RunResult("completed", self.steps)  # nothing more is measured
+        warnings.warn(f"tui_lab.watch stopped measuring: {self.failure}", RuntimeWarning, stacklevel=4)
 
     def _safe(self, hook: Any) -> Any:
         def guarded(module: nn.Module, args: Any, output: Any) -> None:
-            self._guard(lambda: hook(module, args, output))
+            try:
+                hook(module, args, output)
+            except Exception as exc:  # noqa: BLE001 - as _guard
+                self._fail(exc)
 
         return guarded
 
     def _count_step(self) -> None:
-        if self._pending is not None:  # no forward of the model came between (it was called another way)
-            self._finish_pending()
         step = self.steps
         self.steps += 1
+        if self._writer is not None:
+            self._writer.release()  # held for a backward pass that did not come
+            if self._writer.error is not None and not self.failure:
+                raise self._writer.error  # a write failed on the writer's thread: said here, once, as any failure
+        if self._pending is not None:  # no forward of the model came between (it was called another way)
+            self._unhook_resume()
+            self._finish_pending()
         if self._armed:
             self._disarm()
             if self.result is None:
                 self._pending = (step, self._measure())
+                # Read when the next forward begins (after this step's loss is logged); the steps between
+                # captures run with no hook at all.
+                self._unhook_resume()  # one hook at a time (a forward that raised left its own on)
+                self._resume = self.model.register_forward_pre_hook(self._on_forward)
         if self.steps % self.every == 0 and self.result is None:
             self._arm()
 
@@ -350,24 +406,39 @@ class Watch:
                 b.shape != w.shape or b.dtype != w.dtype or b.device != w.device for b, w in zip(self._before, weights)
             ):
                 self._before = [torch.empty_like(w, requires_grad=False) for w in weights]
-            torch._foreach_copy_(self._before, [w.detach() for w in weights])
-        self._outs: dict[int, dict[str, torch.Tensor]] = {}
+            torch._foreach_copy_(self._before, weights)
+        self._outs = _Outputs(self._space)  # the layers' output numbers
+        self._seen: set[int] = set()  # layers whose output has been measured
+        self._after: set[int] = set()  # layers whose follower's output has been measured
         self._order: list[int] = []
         self._agrads: dict[int, torch.Tensor] = {}
         # torch.compile: a hook added or removed would recompile the graph, so compiled models get the weights'
         # numbers only (what does not apply is left out).
         if not self.compiled:
-            for i, layer in enumerate(self.layers):
-                self._capture_handles.append(layer.module.register_forward_hook(self._safe(self._output_hook(i))))
-                if layer.follower is not None:
-                    hook = self._safe(self._follower_hook(i))
-                    self._capture_handles.append(layer.follower.register_forward_hook(hook))
+            if not self._hooks:
+                self._hooks = self._make_hooks()
+            for module, hook in self._hooks:
+                self._capture_handles.append(module.register_forward_hook(hook))
+            # The outputs that wait are measured when the model's forward ends: still in the cache, and not held
+            # through the backward pass (_Outputs).
+            self._capture_handles.append(self.model.register_forward_hook(self._safe(self._on_capture_output)))
             if not self._ordered:  # the first capture: which activation module takes each layer's output
                 self._leaves: list[tuple[nn.Module, Any]] = []
                 for module in self.inner.modules():
                     if type(module) in ACTIVATIONS:
                         self._capture_handles.append(module.register_forward_hook(self._safe(self._discover_hook)))
         self._armed = True
+
+    def _make_hooks(self) -> list[tuple[nn.Module, Any]]:
+        """The capture's forward hooks, made once (and again when the first capture has learned the order): one
+        per layer, and one on the activation after it only where the numbers need its output (saturation; dead
+        ReLU units are read from the layer's own output, as ReLU(x) <= 0 exactly where x <= 0)."""
+        hooks = []
+        for i, layer in enumerate(self.layers):
+            hooks.append((layer.module, self._safe(self._output_hook(i))))
+            if layer.follower is not None and layer.activation in SATURATION:
+                hooks.append((layer.follower, self._safe(self._follower_hook(i))))
+        return hooks
 
     def _disarm(self) -> None:
         for handle in self._capture_handles:
@@ -376,28 +447,28 @@ class Watch:
         self._armed = False
 
     def _output_hook(self, i: int):
+        layer = self.layers[i]
+
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             t = _first_tensor(output)
-            if i in self._outs or t is None or not torch.is_grad_enabled() or not t.is_floating_point():
+            if i in self._seen or t is None or not torch.is_grad_enabled() or not t.is_floating_point():
                 return  # a second call (weight sharing, a loop), or an evaluation without gradients
+            self._seen.add(i)
             self._order.append(i)
             if not self._batch and args and isinstance(args[0], torch.Tensor) and args[0].dim() > 0:
                 self._batch = args[0].shape[0]
-            with torch.no_grad():
-                v = t.detach().float()
-                # mean, then the norm of the centred values: std_mean's CPU path is ~8x slower
-                n = v.numel()
-                mean = v.mean()
-                std = torch.linalg.vector_norm(v - mean) / math.sqrt(n - 1) if n > 1 else torch.zeros_like(mean)
-                bad = (~torch.isfinite(v)).sum()  # read only if something broke: where it did
-            # Numbers only: the activations themselves are not kept past the step (a large model's memory).
-            self._outs[i] = {"act_mean": mean, "act_std": std, "bad": bad}
+            # Detached: no graph is recorded. Dead units are known from the first capture on (the follower's
+            # hook found the activation).
+            self._outs.add(i, layer, ("out", layer.activation in DEAD_AT_ZERO), t.detach())
             if t.requires_grad:
                 t.register_hook(lambda g: self._agrads.__setitem__(i, g))
             if not self._ordered:
                 self._last_output = (i, t)
 
         return hook
+
+    def _on_capture_output(self, _module: nn.Module, _args: Any, _output: Any) -> None:
+        self._outs.flush()
 
     def _discover_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         """First capture: an activation module whose input is a watched layer's output follows that layer."""
@@ -411,26 +482,20 @@ class Watch:
 
     def _follower_hook(self, i: int):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            record = self._outs.get(i)
             layer = self.layers[i]
-            if record is None or record.get("after") or not isinstance(output, torch.Tensor):
+            if i not in self._seen or i in self._after or not isinstance(output, torch.Tensor):
                 return
-            record["after"] = True
-            with torch.no_grad():
-                a = output.detach()
-                if layer.activation in DEAD_AT_ZERO:
-                    # A unit (a channel of a conv map, else the last dimension) is dead when <= 0 on every input.
-                    units = a.transpose(1, -1) if a.dim() == 4 else a
-                    units = units.reshape(-1, units.shape[-1])
-                    record["dead_frac"] = (units.amax(0) <= 0).float().mean()
-                if layer.activation in SATURATION:
-                    low, high = SATURATION[layer.activation]
-                    record["sat_frac"] = torch.logical_or(a < low, a > high).float().mean()
+            self._after.add(i)
+            if layer.activation in DEAD_AT_ZERO:
+                self._outs.add(i, layer, ("dead",), output.detach())
+            if layer.activation in SATURATION:
+                self._outs.add(i, layer, ("sat", *SATURATION[layer.activation]), output.detach())
 
         return hook
 
     def _measure(self) -> dict[str, Any]:
         """The capture step has stepped: every per-layer number, on the device (nothing read yet)."""
+        self._outs.flush()
         if not self._ordered:
             self._learn_order()
         weights = [w for layer in self.layers for w in layer.weights]
@@ -448,16 +513,13 @@ class Watch:
             if isinstance(scale, torch.Tensor) and m:  # backward ran on the scaled loss: the signal unscaled
                 agrad = agrad / scale.to(agrad.device, torch.float64).reshape(())
             parts: dict[str, Any] = {"grad": norms[:k], "weight": norms[k + m :]}
-            torch._foreach_sub_(self._before, [w.detach() for w in weights])  # before - after = -dW
+            torch._foreach_sub_(self._before, weights)  # before - after = -dW
             parts["delta"] = torch.stack(torch._foreach_norm(self._before)).double()
-            parts["agrad"] = {i: agrad[j] for j, i in enumerate(order)}
-            parts["acts"] = {
-                i: {k: v for k, v in r.items() if k not in ("bad", "after")} for i, r in self._outs.items()
-            }
-            parts["bad"] = {i: r["bad"] for i, r in self._outs.items()}
+            parts["agrad"] = (agrad, order)
+            parts["acts"], parts["bad"] = self._outs, self._outs.bad
             parts["grads"] = grads
         parts["batch"] = self._batch
-        self._agrads, self._outs = {}, {}
+        self._agrads, self._outs, self._seen = {}, _Outputs(self._space), set()
         return parts
 
     def _learn_order(self) -> None:
@@ -475,15 +537,16 @@ class Watch:
         order = sorted(range(len(self.layers)), key=key)
         self.layers = [self.layers[i] for i in order]
         where = {old: new for new, old in enumerate(order)}
-        self._outs = {where[i]: r for i, r in self._outs.items()}
+        self._outs.renumber(where)
         self._agrads = {where[i]: g for i, g in self._agrads.items()}
         self._before_order(order)
         self._ordered = True
+        self._hooks = []  # made again: the layers' indices changed, and their followers are known
         self._last_output = None
         self.meta.layers = [layer.name for layer in self.layers]
         self.cfg = stand_in_config(self.description())
         if self._log is not None:
-            self._log.describe(self.meta, self.description())
+            self._post(self._log.describe, self.meta, self.description())
 
     def _before_order(self, order: list[int]) -> None:
         """Reorder the saved weights with their layers."""
@@ -496,34 +559,78 @@ class Watch:
 
     # -- reading and writing -------------------------------------------------------------------------------
 
-    def _finish_pending(self) -> None:
-        """The pending capture's one host copy, its snapshot and findings, written to the run directory."""
+    def _finish_pending(self, hold: bool = False) -> None:
+        """The pending capture's one host copy. Its snapshot, findings and line are made and written on the
+        writer's thread; here only when something is non-finite (the run stops being measured at once).
+        `hold`: a forward pass begins; the writer starts on the line when its backward pass does."""
         if self._pending is None:
             return
         step, parts = self._pending
         self._pending = None
         device = parts["grad"].device
         k = len(parts["grad"])
-        acts, agrads = parts["acts"], parts["agrad"]
-        keys: list[tuple[int, str]] = []
+        acts, (agrad, order) = parts["acts"], parts["agrad"]
+        # (index in keys, divisor) of the numbers divided on the host: one op less per number on the device
+        keys, divide = acts.keys + [(i, "act_grad_norm") for i in order], acts.divide
         values: list[torch.Tensor] = [parts["grad"], parts["weight"], parts["delta"]]
-        for i in sorted(acts):
-            for stat, v in acts[i].items():
-                keys.append((i, stat))
-                values.append(v.double().reshape(1).to(device))
-        for i in sorted(agrads):
-            keys.append((i, "act_grad_norm"))
-            values.append(agrads[i].reshape(1).to(device))
+        # The per-layer numbers a vector per group of layers (_Outputs), all in the one copy below.
+        values += [v.to(device) for v in acts.vectors]
+        if order:
+            values.append(agrad.to(device))
         scalars = list(self._device)
-        values += [torch.stack(self._device[name]).sum().reshape(1).to(device) for name in scalars]
+        if scalars:
+            values.append(torch.stack([torch.stack(self._device[name]).sum().to(device) for name in scalars]))
         flat = torch.cat(values).cpu().tolist()  # the one host copy of this snapshot
-        grad_w, weight_w, delta_w = flat[:k], flat[k : 2 * k], flat[2 * k : 3 * k]
-        per = flat[3 * k : 3 * k + len(keys)]
         sums = dict(zip(scalars, flat[3 * k + len(keys) :]))
         sums.update({name: self._host.get(name, 0.0) + sums.get(name, 0.0) for name in self._host})
         means = {name: sums[name] / self._counts[name] for name in sums if self._counts.get(name)}
         self._host, self._device, self._counts = {}, {}, {}
+        now = time.perf_counter()
+        per_step = (now - self._last_time) / max(self.steps - self._last_step, 1)
+        self._last_time, self._last_step = now, self.steps
+        clock = (
+            now - self._t0,
+            self._lr(),
+            parts["batch"] / per_step if parts["batch"] and per_step > 0 else 0.0,
+            torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        )
+        loss = means.get("loss")
+        if (loss is None or math.isfinite(loss)) and all(map(math.isfinite, flat)):
+            if hold and self._writer is not None:
+                self._writer.hold(lambda: self._record(step, flat, k, keys, divide, means, clock))
+                self._resume = self.model.register_forward_hook(self._on_output)
+            else:
+                self._post(self._record, step, flat, k, keys, divide, means, clock)
+            return
+        if self._writer is not None:
+            self._writer.drain()  # the snapshots before it are diagnosed and written: the history it is judged on
+        snap, extra = self._snapshot(step, flat, k, keys, divide, means, clock)
+        snap.nonfinite = True
+        self._count_nonfinite(snap.layers, parts["grads"], parts["bad"], self._before)
+        self._emit(snap, extra)
+        self._diverged(snap, _("the loss or a gradient became non-finite by step {step}").format(step=step))
 
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run `fn(*args)` on the writer's thread, in order with the snapshots (here, without one)."""
+        if self._writer is None:
+            fn(*args)
+        else:
+            self._writer.put(lambda: fn(*args))
+
+    def _snapshot(
+        self,
+        step: int,
+        flat: list[float],
+        k: int,
+        keys: list[tuple[int, str]],
+        divide: list[tuple[int, float]],
+        means: dict[str, float],
+        clock: tuple[float, float, float, float | None],
+    ) -> tuple[Snapshot, dict[str, float]]:
+        """The snapshot of a capture from its host copy (`flat`: per weight ||grad||, ||W||, ||dW||, then the
+        per-layer numbers named by `keys`, those in `divide` still to be divided), and the logged means that
+        are not the lab's own columns."""
+        grad_w, weight_w, delta_w = flat[:k], flat[k : 2 * k], flat[2 * k : 3 * k]
         layers, j = [], 0
         for layer in self.layers:
             n = len(layer.weights)
@@ -534,32 +641,34 @@ class Watch:
                            update_ratio=delta / w if w > 0 and math.isfinite(w) else None)
             )  # fmt: skip
             j += n
+        per = flat[3 * k : 3 * k + len(keys)]
+        for j, by in divide:
+            per[j] /= by
         for (i, stat), value in zip(keys, per):
             setattr(layers[i], stat, value)
-        now = time.perf_counter()
-        per_step = (now - self._last_time) / max(self.steps - self._last_step, 1)
-        self._last_time, self._last_step = now, self.steps
-        loss = means.pop("loss", None)
+        extra = dict(means)
+        time_s, lr, samples_per_s, mem_mb = clock
         snap = Snapshot(
-            step=step, total_steps=0, epoch=0.0, time_s=now - self._t0, loss=finite(loss),
-            acc=finite(means.pop("acc", None)), val_loss=finite(means.pop("val_loss", None)),
-            val_acc=finite(means.pop("val_acc", None)), lr=self._lr(),
-            samples_per_s=parts["batch"] / per_step if parts["batch"] and per_step > 0 else 0.0, layers=layers,
-            mem_mb=torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+            step=step, total_steps=0, epoch=0.0, time_s=time_s, loss=finite(extra.pop("loss", None)),
+            acc=finite(extra.pop("acc", None)), val_loss=finite(extra.pop("val_loss", None)),
+            val_acc=finite(extra.pop("val_acc", None)), lr=lr, samples_per_s=samples_per_s, layers=layers,
+            mem_mb=mem_mb,
         )  # fmt: skip
-        if (loss is not None and not math.isfinite(loss)) or not all(math.isfinite(x) for x in flat):
-            snap.nonfinite = True
-            self._count_nonfinite(layers, parts["grads"], parts["bad"], self._before)
-            self._emit(snap, {k: v for k, v in means.items()})
-            self._diverged(snap, _("the loss or a gradient became non-finite by step {step}").format(step=step))
-            return
-        self._emit(snap, means)
+        return snap, extra
+
+    def _record(self, *args: Any) -> None:
+        """On the writer's thread: a finite capture's snapshot, written."""
+        self._emit(*self._snapshot(*args))
 
     def _emit(self, snap: Snapshot, extra: dict[str, float]) -> None:
+        """Record a snapshot. Only the summary keeps findings (metrics lines have none: `tui-lab show` judges each
+        snapshot itself), so a finite one is judged once, at the end (_judge_last_finite); a non-finite one now,
+        as the run ends diverged with it."""
         if self._initial is None:
             self._initial = snap
-        snap.findings = diagnose(snap, self._recent, self.cfg, initial=self._initial)
-        if not snap.nonfinite:
+        if snap.nonfinite:
+            snap.findings = diagnose(snap, list(self._recent)[-HISTORY:], self.cfg, initial=self._initial)
+        else:
             self._last_finite = snap
         self._recent.append(snap)
         self.snapshots += 1
@@ -567,11 +676,21 @@ class Watch:
             snap.scalars = extra
             self._log(snap)
 
+    def _judge_last_finite(self) -> list[Any]:
+        """The findings of the last finite snapshot, against the snapshots before it (as if judged when it came)."""
+        snap = self._last_finite
+        if snap is None:
+            return []
+        history = list(self._recent)
+        before = next((history[:n] for n, s in enumerate(history) if s is snap), [])
+        snap.findings = diagnose(snap, before[-HISTORY:], self.cfg, initial=self._initial)
+        return snap.findings
+
     def _count_nonfinite(
         self,
         layers: list[LayerStats],
         grads: list[torch.Tensor],
-        bad_acts: dict[int, torch.Tensor],
+        bad_acts: dict[int, tuple[torch.Tensor, int]],
         before: list[torch.Tensor] | None,
     ) -> None:
         """Something was NaN/Inf: per layer, how many weights (those the step started from, when broken;
@@ -587,7 +706,7 @@ class Watch:
                 n = len(layer.weights)
                 broken = before is not None and (stats.weight_norm is None or not math.isfinite(stats.weight_norm))
                 counts += [bad(before[j : j + n]) if broken else zero, bad(grads[j : j + n])]
-                counts.append(bad_acts[i].to(zero.device) if i in bad_acts else zero)
+                counts.append(bad_acts[i][0][bad_acts[i][1]].to(zero.device) if i in bad_acts else zero)
                 j += n
             flat = torch.stack(counts).cpu().tolist()
         for p, stats in enumerate(layers):
@@ -597,6 +716,8 @@ class Watch:
     def _diverge(self, step: int, template: str, value: float) -> None:
         """A non-finite loss seen between snapshots: the gradients as they are now (the forward pass is gone, and
         the weights may already hold the step that broke them), and the run is diverged."""
+        if self._writer is not None:
+            self._writer.drain()  # the snapshots before it are written and diagnosed
         weights = [w for layer in self.layers for w in layer.weights]
         with torch.no_grad():
             grads = [w.grad.detach() if w.grad is not None else torch.zeros_like(w) for w in weights]
@@ -663,10 +784,199 @@ class Watch:
         }
 
 
+SMALL = 1 << 20  # bytes: an output up to this size waits to be measured with others (below it, ops' fixed cost rules)
+WAITING = 8 << 20  # bytes of outputs waiting at once: what they hold past their layer's forward, at most
+
+
+class _Outputs:
+    """One capture's per-layer output numbers, computed a group at a time: outputs of the same kind, shape, dtype
+    and device are stacked and reduced with one op per number for the whole group, so that the op count (whose
+    fixed cost is most of a small layer's) stops growing with depth. A small output waits until WAITING bytes
+    wait, or the step ends; a large one is measured at once, alone (its cost is its bandwidth, not its op count).
+
+    An output changed in place after its layer ran (`ReLU(inplace=True)`, `out += identity`) must be measured
+    at once: its version counter says so. The first capture measures every output at once and learns which stay
+    unchanged until they would have been measured; later ones let only those wait. One that changes anyway is
+    left out of that snapshot (its numbers would be those of another tensor) and is measured at once after."""
+
+    def __init__(self, space: dict[torch.device, torch.Tensor] | None = None) -> None:
+        # Per device: where the waiting outputs are stacked, kept from one capture to the next (on a CPU a fresh
+        # buffer's page faults cost more than the numbers).
+        self.space = {} if space is None else space
+        self.waiting: dict[tuple[Any, ...], list[tuple[int, _Layer, torch.Tensor, int]]] = {}
+        self.learning: list[tuple[_Layer, tuple[Any, ...], torch.Tensor, int]] = []  # measured at once: do they change?
+        self.bytes = 0
+        self.keys: list[tuple[int, str]] = []  # (layer index, LayerStats field) of each number, in `vectors` order
+        self.vectors: list[torch.Tensor] = []  # 1-D, one number per layer of a group
+        self.divide: list[tuple[int, float]] = []  # (index in keys, divisor) of the numbers divided on the host
+        self.bad: dict[int, tuple[torch.Tensor, int]] = {}  # layer: (counts, index) of its NaN/Inf outputs
+
+    def add(self, i: int, layer: _Layer, kind: tuple[Any, ...], t: torch.Tensor) -> None:
+        """Layer `i`'s output `t` (detached), for the numbers `kind` names: ("out", dead units?): mean, spread
+        (and dead units); ("dead",): dead units; ("sat", low, high): the fraction outside (low, high)."""
+        size = t.numel() * t.element_size()
+        if size > SMALL:
+            self._measure(kind, [i], t.unsqueeze(0))
+            return
+        version = t._version
+        waits = layer.waits.get(kind[0])
+        if waits:
+            self.waiting.setdefault((kind, t.shape, t.dtype, t.device), []).append((i, layer, t, version))
+        else:
+            self._measure(kind, [i], t.unsqueeze(0))
+            if waits is None:  # not known yet
+                self.learning.append((layer, kind, t, version))
+        self.bytes += size
+        if self.bytes > WAITING:
+            self.flush()
+
+    def flush(self) -> None:
+        """Measure every waiting output (at the latest when the step has stepped)."""
+        for layer, kind, t, version in self.learning:
+            layer.waits[kind[0]] = t._version == version
+        groups = []
+        for (kind, *_rest), group in self.waiting.items():
+            kept = []
+            for i, layer, t, version in group:
+                if t._version == version:
+                    kept.append((i, t))
+                else:
+                    layer.waits[kind[0]] = False  # measured at once from now on
+            if kept:
+                groups.append((kind, kept))
+        need: dict[torch.device, int] = {}
+        for _kind, kept in groups:
+            t = kept[0][1]
+            need[t.device] = need.get(t.device, 0) + len(kept) * t.numel()
+        for device, numel in need.items():  # grown when a capture needs more; kept for the next one
+            if device not in self.space or self.space[device].numel() < numel:
+                self.space[device] = torch.empty(numel, dtype=torch.float32, device=device)
+        used = dict.fromkeys(need, 0)
+        for kind, kept in groups:
+            t = kept[0][1]
+            x = self.space[t.device][used[t.device] : used[t.device] + len(kept) * t.numel()].view(len(kept), *t.shape)
+            used[t.device] += x.numel()
+            torch.stack([t for _i, t in kept], out=x)  # in float32, whatever the outputs' dtype
+            self._measure(kind, [i for i, _t in kept], x, own=True)
+        self.waiting, self.learning, self.bytes = {}, [], 0
+
+    def _measure(self, kind: tuple[Any, ...], index: list[int], x: torch.Tensor, own: bool = False) -> None:
+        """The numbers of a stack of outputs `x` (layer first); `own`: `x` is a copy, free to be changed."""
+        if x.dtype != torch.float32:  # the numbers in float32, whatever the outputs' dtype
+            x, own = x.float(), True
+        has_units = x.dim() > 1  # outputs with a last dimension (dead units apply)
+        if not has_units:
+            x = x.unsqueeze(1)
+        # Reduced over every dimension but the layer's, where the values lie (no copy of a strided output).
+        dims, n = tuple(range(1, x.dim())), x[0].numel()
+        if kind in (("out", True), ("dead",)) and has_units:
+            dead, units = _dead(x)
+            self._add(index, "dead_frac", dead, units)
+        if kind[0] == "sat" and n:
+            low, high = kind[1:]
+            self._add(index, "sat_frac", torch.logical_or(x < low, x > high).sum(dims), n)
+        if kind[0] != "out":
+            return
+        mean = x.mean(dims)
+        self._add(index, "act_mean", mean)
+        # How many outputs are NaN/Inf: read only if something broke (where it did). The mean is finite only if
+        # every output is, and on a CPU reading it is free, so the count (a costly pass) is made only then; a GPU
+        # counts on the device, as reading would wait for it.
+        if x.device.type != "cpu":
+            counts = (~torch.isfinite(x)).sum(dims)
+            self.bad.update({i: (counts, j) for j, i in enumerate(index)})
+        else:
+            for j, value in enumerate(mean.tolist()):
+                if not math.isfinite(value):
+                    self.bad[index[j]] = ((~torch.isfinite(x[j])).sum().reshape(1), 0)
+        if n > 1:  # the norm of the centred values (in place in a copy): std_mean's CPU path is ~8x slower
+            shaped = mean.reshape(-1, *[1] * len(dims))
+            centred = x.sub_(shaped) if own else x - shaped
+            self._add(index, "act_std", torch.linalg.vector_norm(centred, dim=dims), math.sqrt(n - 1))
+        else:
+            self._add(index, "act_std", torch.zeros_like(mean))
+
+    def _add(self, index: list[int], stat: str, values: torch.Tensor, divisor: float | None = None) -> None:
+        if divisor is not None:
+            self.divide += [(len(self.keys) + j, divisor) for j in range(len(index))]
+        self.keys += [(i, stat) for i in index]
+        self.vectors.append(values)
+
+    def renumber(self, where: dict[int, int]) -> None:
+        """The layers' indices after the first capture has put them in forward order."""
+        self.keys = [(where[i], stat) for i, stat in self.keys]
+        self.bad = {where[i]: b for i, b in self.bad.items()}
+
+
+def _dead(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Per output of a stack of outputs `x` (layer first): (how many, of how many) units (a channel of a conv map,
+    else the last dimension) are <= 0 on every input: of a ReLU's output, or of its input (the same units:
+    ReLU(x) <= 0 exactly where x <= 0). A conv map's channels are reduced where they lie (a transposed copy costs
+    ~30x more on a CPU)."""
+    top = x.amax((1, 3, 4)) if x.dim() == 5 else x.reshape(len(x), -1, x.shape[-1]).amax(1)
+    return (top <= 0).sum(1), top.shape[1]
+
+
 def _joint(norms: list[float]) -> float:
     if len(norms) == 1:
         return norms[0]
     return math.sqrt(sum(x * x for x in norms))
+
+
+class _Writer:
+    """A daemon thread that diagnoses the snapshots and writes the run directory, so that the training thread
+    only queues them (the findings, the JSON line and the file writes cost the loop a put). Jobs run in the
+    order they were queued; `drain()` waits until every one has run. After a failure the rest are dropped and
+    `error` says why (the training thread reports it at its next step, as any failure of the watch).
+
+    A job can be held back until `release()`: the training thread releases it when it will not need the
+    interpreter lock for a while (a backward pass), as the writer's Python would otherwise run in turns with the
+    loop's, and the loop would wait for all of it."""
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._held: Callable[[], None] | None = None
+        self._thread = threading.Thread(target=self._run, name="tui_lab.watch writer", daemon=True)
+        self._thread.start()
+
+    def put(self, job: Callable[[], None]) -> None:
+        self.release()
+        self._jobs.put(job)
+
+    def hold(self, job: Callable[[], None]) -> None:
+        """Queue `job` at the next `release()`, or before any job queued after it."""
+        self.release()
+        self._held = job
+
+    def release(self) -> None:
+        if self._held is not None:
+            job, self._held = self._held, None
+            self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                if self.error is None:
+                    job()
+            except Exception as exc:  # noqa: BLE001 - reported on the training thread
+                self.error = exc
+            finally:
+                self._jobs.task_done()
+
+    def drain(self) -> None:
+        self.release()
+        self._jobs.join()
+
+    def close(self) -> None:
+        """Every job run, then the thread ends (a second call does nothing)."""
+        if self._thread.is_alive():
+            self.release()
+            self._jobs.put(None)
+            self._thread.join()
 
 
 class _WatchLog(RunLog):

@@ -486,12 +486,21 @@ def field_choices(model: Any, name: str) -> tuple[str, ...]:
     return args if args and all(isinstance(a, str) for a in args) else ()
 
 
+SHOW_MAX_CHARS = 60  # a value echoed in a message is cut here: the message stays one short line
+
+
 def _show(value: Any) -> str:
-    """A value as it would be written in TOML: strings quoted and escaped, lists on one line."""
+    """A value as it would be written in TOML, strings quoted and escaped, lists on one line, cut to
+    SHOW_MAX_CHARS with "..."."""
+    shown = _show_whole(value)
+    return shown if len(shown) <= SHOW_MAX_CHARS else shown[: SHOW_MAX_CHARS - 3] + "..."
+
+
+def _show_whole(value: Any) -> str:
     if isinstance(value, dict):
         return _("a table")
     if isinstance(value, list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
+        return "[" + ", ".join(_show_whole(v) for v in value[:SHOW_MAX_CHARS]) + "]"
     if isinstance(value, (str, bool, int, float)):
         shown = tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
         # One line, always: a character that breaks a line or prints nothing (U+0085, U+2028...) as its escape

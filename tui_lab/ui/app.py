@@ -19,6 +19,7 @@ from typing import Any
 
 from textual import events, on
 from textual.app import App, SystemCommand
+from textual.notifications import Notify
 from textual.screen import Screen
 
 from tui_lab.core.config import LabConfig
@@ -26,13 +27,17 @@ from tui_lab.core.errors import UserError, one_line
 from tui_lab.core.fmt import printable
 from tui_lab.core.i18n import _, set_language
 from tui_lab.core.run import PACES
+from tui_lab.core.sweepdir import SweepDir
 from tui_lab.ui import commands, glyphs, job_control, palette, safe_terminal, term_modes
 from tui_lab.ui.baseline import from_run_dir, from_view
 from tui_lab.ui.components.config_panel import ConfigPanel
 from tui_lab.ui.components.findings import FindingsPanel
+from tui_lab.ui.components.gradflow import GradFlowPanel, LayersPanel, TextPanel
+from tui_lab.ui.components.layer_rows import has_blocks
 from tui_lab.ui.main_screen import POLL_S, VIEW_KEYS, LabScreen
 from tui_lab.ui.runs import LiveRun, RecordedRun, Run, TrainingLine
 from tui_lab.ui.state import LabState
+from tui_lab.ui.sweep_screen import SweepScreen
 
 PREWARM_AFTER_S = 0.3  # torch loads once the first frame is up
 safe_terminal.toasts_that_expire()  # a Textual bug that freezes the app (ui/safe_terminal.py)
@@ -57,6 +62,7 @@ class LabApp(App[int]):
         show_dir: Path | None = None,
         poll_s: float = POLL_S,
         open_picker: bool = False,
+        sweep_dir: Path | None = None,
     ) -> None:
         set_language(lang)  # every word on screen from here on (the findings too: the trainer thread reads it)
         super().__init__()
@@ -70,6 +76,12 @@ class LabApp(App[int]):
         if show_dir is not None:
             run = RecordedRun(Path(show_dir))
             self.lab.cfg, self.lab.preset, self.lab.run = run.cfg, run.name, run
+        self.viewer = show_dir is not None or sweep_dir is not None  # tui-lab show: nothing trains here
+        self.sweep: SweepDir | None = None  # the sweep on its screen, or whose run is on screen (Esc: back to it)
+        self._sweep_state: dict[str, Any] = {}  # its screen's cursor and sort, for when it comes back
+        self._before_sweep: tuple[Any, ...] | None = None  # what a session showed before a sweep's run was opened
+        if sweep_dir is not None:
+            self.sweep = SweepDir(Path(sweep_dir))  # not a readable sweep: one line, before the TUI opens
         self.main = LabScreen(self.lab, poll_s)
         screen = self.lab.cfg.screen  # where the lesson looks, and at what pace
         self.lab.pace, self.lab.want_layer = screen.pace, screen.layer
@@ -105,6 +117,23 @@ class LabApp(App[int]):
             message = message if title else f"{mark} {message}"
         super().notify(glyphs.text(message), title=glyphs.text(title), severity=severity, **kwargs)  # type: ignore[arg-type]
 
+    MAX_TOASTS = 4  # notifications on screen at once; the oldest goes first
+
+    def _on_notify(self, event: Notify) -> None:
+        """At most MAX_TOASTS notifications, and one of each text: Textual keeps every one until its time is up, and
+        each toast that comes or goes relays out and repaints the whole screen. A storm of keys that each say
+        something (r r r: "already running") kept hundreds of toasts and the app busy for minutes, keys
+        unanswered (benchmarks/fuzz_tui.py). The same text again replaces the old toast (its time starts again)."""
+        new = event.notification
+        shown = list(self._notifications)
+        for old in shown:
+            if (old.message, old.title, old.severity) == (new.message, new.title, new.severity):
+                self._unnotify(old, refresh=False)
+        shown = list(self._notifications)
+        for old in shown[: max(0, len(shown) - self.MAX_TOASTS + 1)]:
+            self._unnotify(old, refresh=False)
+        super()._on_notify(event)
+
     # -- a crash: one line, a non-zero exit, the run directory finished (run_app) -----------------------------
 
     crash = ""  # what ended the app, in one line ("" when nothing did)
@@ -138,8 +167,10 @@ class LabApp(App[int]):
             print(f"tui-lab: {_('internal error: {error}').format(error=printable(self.crash))}", file=sys.stderr)
 
     def on_mount(self) -> None:
-        if not self.lab.read_only:
+        if not self.lab.read_only and not self.viewer:
             self.set_timer(PREWARM_AFTER_S, self._prewarm)
+        if self.sweep is not None:
+            self.push_screen(SweepScreen(self.sweep))
         if self.open_picker:
             self.set_timer(0.05, self.action_presets)  # after the first frame is on screen
 
@@ -215,7 +246,7 @@ class LabApp(App[int]):
         """A recorded run is read-only: its run keys are hidden, and the scrub keys only show for it."""
         needs = commands.NEEDS.get(action, "")
         if needs == "writable":
-            return not self.lab.read_only
+            return not self.lab.read_only and not self.viewer
         if needs == "scrub":
             return self.lab.run is not None and self.lab.run.can_scrub
         return True
@@ -255,15 +286,15 @@ class LabApp(App[int]):
         self._changed()
 
     def action_stop(self) -> None:
-        if self.lab.active is not None:
-            self.lab.active.stop()
+        if (run := self.lab.active) is not None:  # once: the run can end between two looks
+            run.stop()
 
     def action_pace(self, delta: int) -> None:
         """Slower or faster: slow (2 snapshots a second), normal (8), max (as fast as it trains)."""
         names = list(PACES)
         self.lab.pace = names[min(max(names.index(self.lab.pace) + delta, 0), len(names) - 1)]
-        if self.lab.active is not None:
-            self.lab.active.control.set_pace(PACES[self.lab.pace])
+        if (run := self.lab.active) is not None:  # once: the run can end between two looks
+            run.control.set_pace(PACES[self.lab.pace])
         self._changed()
 
     def action_extend(self) -> None:
@@ -417,7 +448,16 @@ class LabApp(App[int]):
         from tui_lab.core.runlog import runs_root
         from tui_lab.ui.screens import RunPicker
 
-        self.push_screen(RunPicker(runs_root()), lambda path: path is not None and self.pin_run_dir(path))
+        self.push_screen(RunPicker(runs_root()), lambda path: path is not None and self.picked_run(path))
+
+    def picked_run(self, path: Path) -> None:
+        """The run picker's choice: a run is pinned, a sweep opens its table."""
+        from tui_lab.core.sweepdir import is_sweep_dir
+
+        if is_sweep_dir(path):
+            self.open_sweep(path)
+        else:
+            self.pin_run_dir(path)
 
     def pin_run_dir(self, path: Path) -> None:
         try:
@@ -433,6 +473,27 @@ class LabApp(App[int]):
         order = ["auto", "log", "linear"]
         self.lab.loss_scale = order[(order.index(self.lab.loss_scale) + 1) % len(order)]
         self._changed()
+
+    def action_blocks(self) -> None:
+        """The per-layer panels: one row per block of the model (z), or every layer again."""
+        view = self.lab.view()
+        names = view.meta.layers if view is not None else []
+        if not self.lab.blocks and not has_blocks(names):
+            self.notify(_("no blocks here: the layers' names have no module path that repeats (blocks.3.attn)"))
+            return
+        for panel in self._layer_panels():
+            panel.rows_changed()
+        self.lab.blocks = not self.lab.blocks
+        self._changed()
+
+    def action_layer_rows(self, pages: int) -> None:
+        """PgDn / PgUp: the per-layer panels on screen scroll a page of their rows."""
+        for panel in self._layer_panels():
+            if panel.display:
+                panel.page(pages)
+
+    def _layer_panels(self) -> list[TextPanel]:
+        return [self.main.query_one(GradFlowPanel), self.main.query_one(LayersPanel)]
 
     def action_next_view(self) -> None:
         self.main.view_chosen = True
@@ -459,6 +520,63 @@ class LabApp(App[int]):
         self._focus_asked += 1  # a focus asked for before this Esc (e, f) and not yet given is dropped
         if self.focused is not None:
             self.set_focus(None)
+        elif self.sweep is not None and self.screen is self.main:  # a run opened from a sweep: back to its table
+            self.push_screen(SweepScreen(self.sweep, **self._sweep_state))
+
+    # -- sweeps (ui/sweep_screen.py) ---------------------------------------------------------------------------
+
+    def open_sweep(self, path: Path) -> None:
+        """A sweep's table (picked with o): Esc on it comes back here."""
+        try:
+            sweep = SweepDir(path)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.sweep, self._sweep_state = sweep, {}
+        self.push_screen(SweepScreen(sweep))
+
+    def open_sweep_run(self, path: Path, screen: SweepScreen) -> None:
+        """A run of the sweep on screen, read-only as `tui-lab show` shows it; Esc comes back to the table."""
+        if self.lab.active is not None:  # opening it would stop the run training here
+            self.notify(_("a run is training here: x stops it, then Enter opens this one"), severity="warning")
+            return
+        try:
+            run = RecordedRun(path)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        run.name = path.name  # what differs (the sweep's runs share their preset's name)
+        if not self.viewer and self._before_sweep is None:  # a session: what it showed comes back with Esc
+            self._before_sweep = (self.lab.run, self.lab.cfg, self.lab.preset, self.lab.edited)
+        self.lab.run = run  # not replace_run: the session's finished run is kept as it is, to come back to
+        self.lab.cfg, self.lab.preset, self.lab.edited = run.cfg, run.name, None
+        self.main.config_panel.load(run.cfg)
+        self.main.arrange_panels()
+        self._changed()
+        self._sweep_state = screen.state()
+        screen.dismiss()
+        self.notify(_("{name}: Esc goes back to the sweep").format(name=path.name))
+
+    def leave_sweep(self, screen: SweepScreen) -> None:
+        """Esc on the sweep's table: back to the run opened from it (tui-lab show), or to the session as it was
+        before the sweep was opened (o)."""
+        self._sweep_state = screen.state()
+        if self._before_sweep is not None:
+            run, cfg, preset, edited = self._before_sweep
+            self._before_sweep = None
+            self.lab.run, self.lab.cfg, self.lab.preset, self.lab.edited = run, cfg, preset, edited
+            panel = self.main.config_panel
+            panel.load(edited or cfg)
+            panel.base = cfg  # the session's edits show as edits again (marked *)
+            panel.validate()
+            self.main.arrange_panels()
+            self._changed()
+        elif self.viewer and self.lab.run is None:
+            self.notify(_("Enter opens a run, q quits"))
+            return
+        if not self.viewer:
+            self.sweep = None
+        screen.dismiss()
 
     def _focus_later(self, focus: Callable[[], object]) -> None:
         """Focus once the view is laid out, unless Esc came first: on a slow link `e Esc q` may all be read
@@ -473,8 +591,8 @@ class LabApp(App[int]):
         if not layers:
             return
         self.lab.hist_layer = (self.lab.hist_layer + delta) % len(layers)
-        if self.lab.active is not None:
-            self.lab.active.control.histogram_layer = self.lab.hist_layer
+        if (run := self.lab.active) is not None:  # once: the run can end between two looks
+            run.control.histogram_layer = self.lab.hist_layer
         self._changed()
 
     def action_scrub(self, delta: int) -> None:
@@ -507,12 +625,14 @@ def run_app(
     lang: str = "en",
     show_dir: Path | None = None,
     ascii: bool = False,
+    sweep_dir: Path | None = None,
 ) -> int:
     """Open the TUI (the CLI calls exactly this). Returns the exit code. `ascii`: --ascii (else the environment
-    decides: ui/glyphs.py)."""
+    decides: ui/glyphs.py). `sweep_dir`: `tui-lab show` of a sweep directory (its table first)."""
+    _need_a_terminal()
     glyphs.use(glyphs.choose(ascii)[0])
-    bare = preset_name is None and cfg is None and show_dir is None
-    app = LabApp(preset_name=preset_name, cfg=cfg, lang=lang, show_dir=show_dir, open_picker=bare)
+    bare = preset_name is None and cfg is None and show_dir is None and sweep_dir is None
+    app = LabApp(preset_name=preset_name, cfg=cfg, lang=lang, show_dir=show_dir, open_picker=bare, sweep_dir=sweep_dir)
     term_modes.fit_colours(app)
     # Ctrl-Z / `fg` as Textual does them, and a SIGSTOP it never saw (then SIGCONT) no longer doubles its threads.
     app.driver_class = job_control.resumable(app.driver_class)
@@ -524,6 +644,25 @@ def run_app(
     if app.crash:  # Textual returns no result after a crash: never a 0 for it
         return app.return_code or 1
     return code if isinstance(code, int) else 0
+
+
+def _need_a_terminal() -> None:
+    """The TUI reads its keys from a terminal: with stdin or stdout elsewhere (/dev/null, a pipe, a file, a cron
+    job) it could never be answered or quit, so it does not open. A driver named by TEXTUAL_DRIVER (textual-serve's,
+    `tui-lab serve`) brings its own input."""
+    if os.environ.get("TEXTUAL_DRIVER"):
+        return
+    for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)):
+        try:
+            terminal = stream is not None and os.isatty(stream.fileno())
+        except (AttributeError, ValueError, OSError):
+            terminal = False
+        if not terminal:
+            raise UserError(
+                _("the TUI needs a terminal, and {stream} is not one; `tui-lab run` trains without it").format(
+                    stream=name
+                )
+            )
 
 
 def _debug() -> bool:

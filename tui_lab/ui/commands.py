@@ -12,7 +12,7 @@ from textual.dom import DOMNode
 
 from tui_lab.core.i18n import DEFAULT_LANGUAGE, N_, _, language
 
-Group = Literal["run", "views", "scrub", "form", "pickers", "help"]
+Group = Literal["run", "views", "scrub", "form", "pickers", "sweep", "help"]
 
 # The help screen's and the README's sections, in this order.
 GROUPS: dict[str, str] = {
@@ -21,6 +21,7 @@ GROUPS: dict[str, str] = {
     "scrub": N_("Snapshots and pace"),
     "form": N_("Config form"),
     "pickers": N_("Pickers (presets, earlier runs)"),
+    "sweep": N_("A sweep's table (tui-lab show SWEEP_DIR, or a sweep picked with o)"),
     "help": N_("Help"),
 }
 
@@ -203,6 +204,7 @@ COMMANDS: list[Command] = [
         N_("choose a run directory to pin as the baseline"),
         footer=False,
         group="pickers",
+        more=N_("a sweep is listed as one entry, which opens its table"),
     ),
     Command("v", "next_view", N_("view"), N_("Next view"), N_("cycle the panels on small terminals"), group="views"),
     Command(
@@ -224,6 +226,33 @@ COMMANDS: list[Command] = [
         footer=False,
         group="views",
         more=N_("auto is log when the loss spans 3 decades or more; linear starts at 0"),
+    ),
+    Command(
+        "z",
+        "blocks",
+        N_("blocks"),
+        N_("Blocks / layers"),
+        N_("the per-layer panels: one row per block of the model (blocks.3, layer2.0), or every layer again"),
+        footer=False,
+        group="views",
+        more=N_("a block's bar is the joint ‖∇W‖ of its layers; the layer furthest from level is named after it"),
+    ),
+    Command(
+        "pagedown",
+        "layer_rows(1)",
+        N_("layers down"),
+        footer=False,
+        group="views",
+        what=N_("the gradient-flow and layers panels: the next page of rows"),
+        more=N_("a deep net's folded rows unfold; a focused panel (Tab) scrolls with ↑/↓, Home and End too"),
+    ),
+    Command(
+        "pageup",
+        "layer_rows(-1)",
+        N_("layers up"),
+        footer=False,
+        group="views",
+        what=N_("the page of rows before (from the top: a deep net folds again)"),
     ),
     Command(
         "1",
@@ -404,6 +433,52 @@ COMMANDS: list[Command] = [
         "enter", "", N_("pick"), footer=False, bind=False, group="pickers", what=N_("load the preset / pin the run")
     ),
     Command("escape", "", N_("close"), footer=False, bind=False, group="pickers", what=N_("close the picker")),
+    # The sweep table's own keys (ui/sweep_screen.py).
+    Command(
+        "up,down,left,right",
+        "",
+        N_("move"),
+        footer=False,
+        bind=False,
+        group="sweep",
+        what=N_("move in the table; ← → scroll it sideways (the grid's columns stay)"),
+    ),
+    Command(
+        "enter",
+        "",
+        N_("open"),
+        footer=False,
+        bind=False,
+        group="sweep",
+        what=N_("open the run under the cursor, as tui-lab show does; Esc on it comes back to the table"),
+    ),
+    Command(
+        "b",
+        "",
+        N_("pin"),
+        footer=False,
+        bind=False,
+        group="sweep",
+        what=N_("pin the run under the cursor as the baseline"),
+    ),
+    Command(
+        "s",
+        "",
+        N_("sort"),
+        footer=False,
+        bind=False,
+        group="sweep",
+        what=N_("sort by the next column; after the last, the sweep's own order"),
+    ),
+    Command(
+        "escape",
+        "",
+        N_("back"),
+        footer=False,
+        bind=False,
+        group="sweep",
+        what=N_("back to the run opened last, or to the session the sweep was opened from (o)"),
+    ),
     Command(
         "ctrl+p",
         "",

@@ -36,6 +36,7 @@ class Frame:
     learned: Learned | None = None  # what the network had learned at the snapshot on screen
     loss_scale: str = "auto"  # the loss axis: auto (log when the loss spans 3+ decades) | log | linear
     open_ended: bool = False  # a watched loop (tui_lab.watch): its steps have no known total
+    blocks: bool = False  # the per-layer panels show one row per block (z), not one per layer
 
     @property
     def snapshot(self) -> Snapshot | None:

@@ -23,6 +23,7 @@ from tui_lab.ui.bandwidth import TerminalMeter
 from tui_lab.ui.bridge import View
 from tui_lab.ui.components.config_panel import ConfigPanel
 from tui_lab.ui.components.findings import FindingsPanel
+from tui_lab.ui.components.footer import LabFooter
 from tui_lab.ui.components.gradflow import GradFlowPanel, LayersPanel
 from tui_lab.ui.components.learned import LearnedPanel
 from tui_lab.ui.components.panel import Panel
@@ -83,7 +84,7 @@ class LabScreen(Screen):
             TimeGradPanel(id="p-timegrad"),
         ]
         yield Container(*self.panels, id="panels")  # type: ignore[arg-type]
-        yield Footer(compact=True)
+        yield LabFooter(compact=True)
 
     def on_mount(self) -> None:
         self.meter.install(self.app)
@@ -205,8 +206,8 @@ class LabScreen(Screen):
         view = self.lab.view()
         self.lab.settle_layer(view)
         frame = self.lab.frame(view)
-        if self.lab.active is not None:  # the trainer measures what the net learned faster while it is shown
-            self.lab.active.control.learned = self.query_one(LearnedPanel).display
+        if (run := self.lab.active) is not None:  # the trainer measures what it learned faster while it is shown
+            run.control.learned = self.query_one(LearnedPanel).display
         self.status.show(frame)
         now = time.monotonic()
         first = self._panel_view is None or self._panel_view.latest is None  # a run's first bars: at once

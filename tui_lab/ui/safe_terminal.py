@@ -158,11 +158,15 @@ def safe_driver(base: type[Driver]) -> type[Driver]:
             parser = SafeXTermParser(self._debug)
             decode = decoder()
 
+            ended = False  # the input reached its end (stdin is /dev/null, or a pipe that closed)
+
             def process(selected: list[Any], final: bool = False) -> None:
+                nonlocal ended
                 for index, (_key, mask) in enumerate(selected):
                     if mask & selectors.EVENT_READ:
                         data = os.read(self.fileno, 1024 * 4)
-                        if not data:  # stdin is a pipe that closed
+                        if not data:
+                            ended = True
                             break
                         text = decode(data, final=final and index == len(selected) - 1)
                         for event in parser.feed(text) if text else ():  # "" would tell the parser: end of input
@@ -172,6 +176,9 @@ def safe_driver(base: type[Driver]) -> type[Driver]:
 
             try:
                 while not self.exit_event.is_set():
+                    if ended:  # an ended input stays readable: selecting it again would spin a core forever
+                        self.exit_event.wait(0.5)
+                        continue
                     process(selector.select(0.1))
                 selector.unregister(self.fileno)
                 process(selector.select(0.1), final=True)

@@ -15,13 +15,26 @@ from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui_lab.core.fmt import printable
-from tui_lab.core.i18n import _
+from tui_lab.core.i18n import _, ngettext
 from tui_lab.core.run import RUN_STATUSES
 from tui_lab.ui import commands, palette
+from tui_lab.ui.components.footer import LabFooter
+
+
+class Listing(OptionList):
+    """An OptionList whose page moves survive a list that changed and is not laid out yet: Textual (8.2) looks the
+    highlighted option up in lines it has not built (`KeyError: 0` from `_move_page`; PgUp/PgDn in a picker while
+    its filter changes, found by benchmarks/fuzz_tui.py). The move then goes to the first or last option."""
+
+    def _move_page(self, direction: Any) -> None:
+        try:
+            super()._move_page(direction)
+        except (KeyError, IndexError):
+            self.action_first() if direction < 0 else self.action_last()
 
 
 class DismissOnce:
@@ -122,10 +135,7 @@ class Picker(Modal):
         ol = self.listing
         move = {"down": ol.action_cursor_down, "up": ol.action_cursor_up, "page_down": ol.action_page_down,
                 "page_up": ol.action_page_up}[how]  # fmt: skip
-        try:
-            move()
-        except KeyError:  # Textual 8.2: a page move before the list's first layout after a change finds no lines
-            ol.action_first() if how == "page_up" else ol.action_last()
+        move()  # Listing: a page move before the list is laid out again is safe
 
     @on(Input.Submitted, "#picker-filter")
     def _submitted(self) -> None:
@@ -177,10 +187,10 @@ class PresetPicker(Picker):
             with Horizontal():
                 with Vertical(id="preset-left"):
                     yield self.filter_field()
-                    yield OptionList(id="preset-list")
+                    yield Listing(id="preset-list")
                 with VerticalScroll(id="preset-preview-box"):
                     yield Static("", id="preset-preview")
-        yield Footer()
+        yield LabFooter()
 
     def nothing(self, query: str) -> str:
         return _("no preset matches “{query}”").format(query=query)
@@ -231,7 +241,7 @@ class LessonScreen(Modal):
                     id="lesson-text",
                     markup=False,
                 )
-        yield Footer()
+        yield LabFooter()
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()  # ↑/↓, PgUp/PgDn, Home/End scroll a long lesson at once
@@ -239,7 +249,7 @@ class LessonScreen(Modal):
 
 class RunPicker(Picker):
     """Earlier run directories (newest first): typing filters (names and status), enter pins one as the
-    baseline."""
+    baseline; a sweep's directory is listed as one entry ("sweep: NAME (N runs)") that opens its table."""
 
     def __init__(self, root: Path) -> None:
         super().__init__()
@@ -247,6 +257,11 @@ class RunPicker(Picker):
 
     def compose(self) -> ComposeResult:
         for p, s in run_dirs(self.root):
+            if SWEEP_RUNS in s:
+                runs = ngettext("{count} run", "{count} runs", s[SWEEP_RUNS]).format(count=s[SWEEP_RUNS])
+                label = _("sweep: {name} ({runs})").format(name=printable(p.name), runs=runs)
+                self.entries.append((str(p), Text(label), f"{label} sweep"))
+                continue
             status = s.get("status") if s.get("status") in RUN_STATUSES else "?"  # a damaged summary: unknown
             count = s.get("steps")
             steps = _("{steps} steps").format(steps=count if type(count) is int else "?")
@@ -259,8 +274,8 @@ class RunPicker(Picker):
                 markup=False,
             )
             yield self.filter_field()
-            yield OptionList(id="run-list")
-        yield Footer()
+            yield Listing(id="run-list")
+        yield LabFooter()
 
     def nothing(self, query: str) -> str:
         if not self.entries:
@@ -271,12 +286,17 @@ class RunPicker(Picker):
         return Path(key)
 
 
+SWEEP_RUNS = "sweep_runs"  # in run_dirs' entry for a sweep's directory: how many runs it has
+
+
 def run_dirs(root: Path, limit: int = 200) -> list[tuple[Path, dict[str, Any]]]:
     """The run directories under `root`, newest first, with their summaries ({}: none readable). One that cannot
     be read, or whose files are not regular files (a FIFO, a device, a directory), is left out: picking it
-    could only fail, and looking at it must never hang or crash the app."""
+    could only fail, and looking at it must never hang or crash the app. A sweep's directory comes as
+    {SWEEP_RUNS: how many runs it has}."""
     from tui_lab.core.errors import UserError
     from tui_lab.core.runlog import check_run_dir, read_summary
+    from tui_lab.core.sweepdir import count_runs, is_sweep_dir
     from tui_lab.core.watched import MODEL_FILE
 
     try:
@@ -288,6 +308,8 @@ def run_dirs(root: Path, limit: int = 200) -> list[tuple[Path, dict[str, Any]]]:
         path = root / name
         try:
             if not any(os.path.lexists(path / name) for name in ("config.toml", MODEL_FILE)):  # a watched run too
+                if is_sweep_dir(path):
+                    found.append((path, {SWEEP_RUNS: count_runs(path)}))
                 continue
             check_run_dir(path)
         except (OSError, UserError):
@@ -312,7 +334,7 @@ class HelpScreen(Modal):
             yield Static(_("Keys · ↑↓ PgUp PgDn scroll · esc close"), classes="modal-title", markup=False)
             with VerticalScroll(id="help-scroll"):
                 yield Static(help_renderable(), id="help-text")
-        yield Footer()
+        yield LabFooter()
 
     def on_mount(self) -> None:
         for scroll in self.query("#help-scroll"):  # none when it is dismissed before it mounted (a key storm)

@@ -28,6 +28,7 @@ class LabState:
     edited: LabConfig | None = None  # the config panel's configuration when it differs from `cfg`
     want_layer: str = ""  # the probe point a lesson wants in the histogram, by name, until the run names them
     loss_scale: str = "auto"  # the loss axis (g): auto | log | linear
+    blocks: bool = False  # the per-layer panels collapsed to one row per block (z)
 
     @property
     def state(self) -> str:
@@ -103,4 +104,5 @@ class LabState:
             loaded=self.loaded(),
             loss_scale=self.loss_scale,
             open_ended=bool(getattr(run, "watched", False)),
+            blocks=self.blocks,
         )

@@ -29,6 +29,7 @@ from tui_lab.ui.glyphs import G
 
 SOURCE = "config"
 FOCUS_MARK = "▸"  # before the focused field's key
+FIELD_MAX_CHARS = 200  # longer than any value a config key takes (a path, a device name)
 
 
 def _fields() -> list[tuple[str, type | None, tuple[str, ...]]]:
@@ -159,7 +160,15 @@ class ConfigPanel(Panel, VerticalScroll):
                         classes="cfg-field",
                     )
                 else:
-                    yield Input(_text(value), compact=True, id=fid, classes="cfg-field", select_on_focus=False)
+                    # Bounded: no config value is this long, and a pasted novel would be re-laid out every frame.
+                    yield Input(
+                        _text(value),
+                        compact=True,
+                        id=fid,
+                        classes="cfg-field",
+                        select_on_focus=False,
+                        max_length=FIELD_MAX_CHARS,
+                    )
             # The reasons echo what was typed: text, never markup ('[/]' in a field would crash the app).
             yield Static("", id=fid + "-err", classes="cfg-error", markup=False)
         yield Static("", id="cfg-general", classes="cfg-error", markup=False)
