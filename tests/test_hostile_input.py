@@ -294,7 +294,8 @@ class TestTerminalInput:
             p.write(b"r")
             assert p.wait_for(r"running", 30) is not None
             for data in (b"\xb8", b"\x1b[9999999999999999999A", b"\xff\xfe\xe2\x82", b"\x1b[1114112u",
-                         b"\x1b[48;99999;99999;0;0t", b"\x1b[200~[/] [@click=app.quit] \x1b]0;pwned\x07\x1b[201~",
+                         b"\x1b[48;99999;99999;0;0t", b"\x1b[48;1500;1500;0;0t",  # forged in-band resizes
+                         b"\x1b[200~[/] [@click=app.quit] \x1b]0;pwned\x07\x1b[201~",
                          b"\x1b[<0;99999999999;5M"):  # fmt: skip
                 p.write(data)
                 p.drain(0.2)
@@ -671,3 +672,21 @@ async def test_a_storm_of_notifications_keeps_a_few_toasts_and_one_of_each_text(
         assert len(app.screen.query("Toast")) <= LabApp.MAX_TOASTS
         assert texts.count("already running: p pauses, x stops, n starts a new run") == 1
         assert "model.width = 39: invalid" in texts  # the newest stays
+
+
+def test_a_size_report_from_the_input_is_the_terminals_own_size_or_nothing():
+    """A forged in-band resize (CSI 48;1500;1500;0;0t) had the app lay out and repaint 1500x1500 cells: a core
+    busy for minutes and keys unanswered, the long fuzz's hangs. A report is believed only from a terminal that
+    agreed to send them, and then as the size the terminal really has."""
+    from textual.drivers.linux_driver import LinuxDriver
+    from textual.geometry import Size
+
+    from tui_lab.ui.safe_terminal import safe_driver
+
+    driver = object.__new__(safe_driver(LinuxDriver))
+    driver._get_terminal_size = lambda: (100, 30)
+    forged = events.Resize(Size(1500, 1500), Size(1500, 1500))
+    driver._in_band_window_resize = False  # the terminal never agreed to mode 2048
+    assert driver._real_size(forged) is None
+    driver._in_band_window_resize = True
+    assert tuple(driver._real_size(forged).size) == (100, 30)

@@ -29,6 +29,7 @@ from textual import events
 from textual._parser import ParseError
 from textual._xterm_parser import XTermParser
 from textual.filter import LineFilter
+from textual.geometry import Size
 
 from tui_lab.core.fmt import printable
 
@@ -147,9 +148,23 @@ def safe_driver(base: type[Driver]) -> type[Driver]:
         safe_input = True
 
         def process_message(self, message: Message) -> None:
-            checked = sane(message)
+            if isinstance(message, events.Resize):
+                message = self._real_size(message)
+            checked = sane(message) if message is not None else None
             if checked is not None:
                 super().process_message(checked)
+
+        def _real_size(self, report: events.Resize) -> events.Resize | None:
+            """A size report read from the input (CSI 48;rows;cols;…t, in-band resize) is believed only if the
+            terminal agreed to send them, and then as the size the terminal itself has (TIOCGWINSZ): a forged
+            report of 1500x1500 cells had the app lay out and repaint a screen that size, a core busy for
+            minutes, keys unanswered (benchmarks/fuzz_tui.py). SIGWINCH resizes do not come this way."""
+            if not getattr(self, "_in_band_window_resize", False):
+                return None
+            width, height = self._get_terminal_size()
+            if (width, height) == tuple(report.size):
+                return report
+            return events.Resize(Size(width, height), Size(width, height), pixel_size=report.pixel_size)
 
         def run_input_thread(self) -> None:
             """Textual's LinuxDriver.run_input_thread (8.2) with the two replacements above."""
