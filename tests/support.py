@@ -36,6 +36,16 @@ def small_config(steps: int = 100, *extra: str) -> LabConfig:
     return config(*SMALL, f"train.steps={steps}", *extra)
 
 
+# A sweep's runs: deep enough for a gradient ratio, a handful of steps with a snapshot and an evaluation.
+SWEEP = ["model.depth=8", "model.width=16", "data.samples=200", "train.steps=6", "train.batch_size=32",
+         "train.log_every=2", "train.eval_every=3", "train.device=cpu"]  # fmt: skip
+
+
+def sweep_config(*extra: str) -> LabConfig:
+    """The configuration the sweep tests (local and Ray) run their grids over, with more overrides."""
+    return config(*SWEEP, *extra)
+
+
 class OwnTerminal:
     """`python -m tui_lab ARGS` in its own session, on a fresh pty that is its controlling terminal, as a login
     shell over SSH runs a command: `hang_up()` closes the terminal's other side, so the kernel sends the process

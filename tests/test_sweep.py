@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tui_lab.core.config import LabConfig, with_overrides
+from tui_lab.core.config import with_overrides
 from tui_lab.core.diagnosis import grad_ratio
 from tui_lab.core.errors import UserError
 from tui_lab.core.run import LayerStats
 from tui_lab.core.sweepdir import RATIO_COLUMN, RESULT_COLUMNS
 from tui_lab.sweep import plan, run_sweep, safe_name
+
+from support import sweep_config
 
 GRID = [("model.activation", ["sigmoid", "relu"]), ("model.init", ["default", "he_normal"])]
 LABELS = {
@@ -26,23 +28,6 @@ LABELS = {
 }
 
 
-def small_config():
-    cfg = LabConfig()
-    return with_overrides(
-        cfg,
-        [
-            "model.depth=8",
-            "model.width=16",
-            "data.samples=200",
-            "train.steps=6",
-            "train.batch_size=32",
-            "train.log_every=2",
-            "train.eval_every=3",
-            "train.device=cpu",
-        ],
-    )
-
-
 def read_csv(path):
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -51,7 +36,7 @@ def read_csv(path):
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_two_by_two_sweep(tmp_path, capsys, jobs):
     out = tmp_path / "sweep"
-    code = run_sweep("tiny", small_config(), GRID, jobs=jobs, out=out)
+    code = run_sweep("tiny", sweep_config(), GRID, jobs=jobs, out=out)
     assert code == 0
 
     dirs = {p.name for p in out.iterdir() if p.is_dir()}
@@ -101,12 +86,12 @@ def test_sweep_refuses_a_non_empty_out(tmp_path):
     out.mkdir()
     (out / "something").write_text("x")
     with pytest.raises(UserError, match="not an empty directory"):
-        run_sweep("tiny", small_config(), GRID, out=out)
+        run_sweep("tiny", sweep_config(), GRID, out=out)
 
 
 def test_a_one_value_grid_runs_the_configured_steps(tmp_path):
     out = tmp_path / "s"
-    cfg = with_overrides(small_config(), ["train.steps=3"])  # as `--steps 3` gives it
+    cfg = with_overrides(sweep_config(), ["train.steps=3"])  # as `--steps 3` gives it
     assert run_sweep("tiny", cfg, [("model.activation", ["relu"])], out=out) == 0
     (row,) = read_csv(out / "sweep.csv")
     assert int(row["steps"]) == 3
@@ -146,7 +131,7 @@ def test_ctrl_c_stops_the_sweep_and_keeps_what_ran(tmp_path, capsys):
     import signal
     import threading
 
-    cfg = with_overrides(small_config(), ["train.steps=10000000", "train.log_every=50"])
+    cfg = with_overrides(sweep_config(), ["train.steps=10000000", "train.log_every=50"])
     out = tmp_path / "stopped"
     timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
@@ -197,8 +182,8 @@ def test_devices_give_each_worker_a_device_and_the_same_table(tmp_path, capsys):
     on, in config.toml and summary.json."""
     from tui_lab.core.config import load_config
 
-    cfg = with_overrides(small_config(), ["train.device=auto"])  # --devices decides, not the preset
-    assert run_sweep("tiny", small_config(), GRID, out=tmp_path / "local") == 0
+    cfg = with_overrides(sweep_config(), ["train.device=auto"])  # --devices decides, not the preset
+    assert run_sweep("tiny", sweep_config(), GRID, out=tmp_path / "local") == 0
     local = capsys.readouterr().out
     assert run_sweep("tiny", cfg, GRID, out=tmp_path / "dev", devices=["cpu", "cpu"]) == 0
     printed = capsys.readouterr().out

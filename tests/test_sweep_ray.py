@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tui_lab.core.config import with_overrides
 from tui_lab.core.runlog import LOCK_NAME
 from tui_lab.core.sweepdir import RESULT_COLUMNS
 from tui_lab.sweep import run_sweep
 
-from support import ROOT
+from support import ROOT, sweep_config
 
 ray = pytest.importorskip("ray")
 
@@ -52,22 +51,6 @@ def cluster():
         ray.shutdown()
 
 
-def small_config(*more: str):
-    from tui_lab.core.config import LabConfig
-
-    base = [
-        "model.depth=8",
-        "model.width=16",
-        "data.samples=200",
-        "train.steps=6",
-        "train.batch_size=32",
-        "train.log_every=2",
-        "train.eval_every=3",
-        "train.device=cpu",
-    ]
-    return with_overrides(LabConfig(), [*base, *more])
-
-
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
@@ -85,9 +68,9 @@ GRID = [("model.activation", ["sigmoid", "relu"]), ("model.init", ["he_normal"])
 def test_a_ray_sweep_gives_the_local_backends_table_and_csv(cluster, tmp_path, capsys):
     """A 2x1 grid locally and through Ray: the same sweep.csv columns and numbers, the same table rows, run
     directories with the same files, and where each Ray run trained."""
-    assert run_sweep("tiny", small_config(), GRID, out=tmp_path / "local") == 0
+    assert run_sweep("tiny", sweep_config(), GRID, out=tmp_path / "local") == 0
     local_printed = capsys.readouterr().out
-    assert run_sweep("tiny", small_config("train.device=auto"), GRID, out=tmp_path / "ray", ray=cluster) == 0
+    assert run_sweep("tiny", sweep_config("train.device=auto"), GRID, out=tmp_path / "ray", ray=cluster) == 0
     ray_printed = capsys.readouterr().out
     assert "the Ray cluster at" in ray_printed and "2 CPU" in ray_printed
 
@@ -119,7 +102,7 @@ def test_a_run_that_fails_on_its_worker_is_failed_and_the_others_complete(cluste
     """The workers' machine has less memory free than a 4096-wide net needs: that run is `failed` on its worker
     with the budget's line (a run directory says so), the small one completes, and the sweep exits 1."""
     grid = [("model.width", ["16", "4096"])]
-    assert run_sweep("tiny", small_config(), grid, out=tmp_path / "s", ray=cluster) == 1
+    assert run_sweep("tiny", sweep_config(), grid, out=tmp_path / "s", ray=cluster) == 1
     _header, rows = read_csv(tmp_path / "s" / "sweep.csv")
     by_width = {r["model.width"]: r for r in rows}
     assert by_width["16"]["status"] == "completed"
@@ -147,7 +130,7 @@ def ray_task_processes(prefix: str) -> list[int]:
 def test_a_killed_worker_fails_its_run_and_the_sweep_goes_on(cluster, tmp_path, capsys):
     """SIGKILL to the worker under one run (the out-of-memory killer, say): that run is `failed` with a message
     saying its worker died, and the other completes."""
-    cfg = small_config("train.log_every=50")
+    cfg = sweep_config("train.log_every=50")
     grid = [("train.steps", ["30", "100000000"])]
     killed: list[int] = []
 
